@@ -1,0 +1,38 @@
+// Rebuilds better-sqlite3 for the pinned Node 24 (npm's own install step may run under the
+// machine's older node, and no prebuilt binary can be downloaded here). Uses the headers that
+// ship inside the `node` devDependency, so nothing is fetched from the network.
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+function loads() {
+  try {
+    const Database = require('better-sqlite3');
+    new Database(':memory:').close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (loads()) process.exit(0);
+const root = path.resolve(import.meta.dirname, '..');
+const nodedir = path.join(root, 'node_modules/node/node_modules', `node-${process.platform}-${process.arch}`);
+if (!existsSync(path.join(nodedir, 'include/node/node_api.h'))) {
+  console.error(`build-native: no Node headers at ${nodedir}`);
+  process.exit(1);
+}
+console.error(`build-native: rebuilding better-sqlite3 for node ${process.version}`);
+const npmDir = process.env.npm_execpath ? path.resolve(path.dirname(process.env.npm_execpath), '..') : '/usr/lib/node_modules/npm';
+const gyp = process.env.npm_config_node_gyp ?? require.resolve('node-gyp/bin/node-gyp.js', { paths: [npmDir] });
+execFileSync(process.execPath, [gyp, 'rebuild', '--release', `--nodedir=${nodedir}`], {
+  cwd: path.join(root, 'node_modules/better-sqlite3'),
+  stdio: 'inherit',
+  // A machine-wide `nodedir` (npmrc) points at the older node's headers: override it.
+  env: { ...process.env, npm_config_nodedir: nodedir },
+});
+if (!loads()) {
+  console.error('build-native: better-sqlite3 still does not load');
+  process.exit(1);
+}
