@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+/**
+ * The `keel` command line (commander). Each command lives in its own module under src/cli/ and
+ * returns an exit code; failures print one line naming the reason and exit non-zero.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerSim } from './sim-command.ts';
+
+export function buildCli(): Command {
+  const program = new Command('keel')
+    .description('keel: a resilient trading runtime for Hyperliquid perpetuals')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerSim(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    console.error(`keel: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}
+
+await main(process.argv);
