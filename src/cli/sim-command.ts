@@ -33,8 +33,9 @@ export function registerSim(program: Command): void {
     .option('--data <dir>', 'directory of candle files with a markets.json manifest (default: bundled real data)')
     .addOption(new Option('--chain <chain>', 'signature chain the simulator accepts').choices(['Testnet', 'Mainnet']).default('Testnet'))
     .addOption(new Option('--clock <mode>', 'wall clock, or manual (moves only via POST /_sim/clock {"step":ms})').choices(['wall', 'manual']).default('wall'))
+    .option('--book-interval-ms <ms>', 'minimum ms between l2Book pushes per subscription (venue: 500)', intArg('--book-interval-ms', 0, 60_000), 500)
     .option('--ip-weight <n>', 'REST request weight per minute per IP', intArg('--ip-weight', 1, 10_000_000), 1200)
-    .action(async (o: { host: string; port: number; seed: number; speed: number; blockMs: number; data?: string; chain: 'Testnet' | 'Mainnet'; clock: 'wall' | 'manual'; ipWeight: number }) => {
+    .action(async (o: { host: string; port: number; seed: number; speed: number; blockMs: number; data?: string; chain: 'Testnet' | 'Mainnet'; clock: 'wall' | 'manual'; ipWeight: number; bookIntervalMs: number }) => {
       const sim = await startSimulator({
         host: o.host,
         port: o.port,
@@ -45,6 +46,7 @@ export function registerSim(program: Command): void {
         chain: o.chain,
         clock: o.clock,
         ipWeightPerMinute: o.ipWeight,
+        bookIntervalMs: o.bookIntervalMs,
         log: (line) => process.stderr.write(`${JSON.stringify({ level: 'warn', time: Date.now(), msg: line })}\n`),
       });
       const coins = sim.exchange.meta().universe.map((u: { name: string }) => u.name).join(', ');
