@@ -170,7 +170,7 @@ describe('who may act', () => {
   });
 
   it('unknown vault → Vault not registered', async () => {
-    const vault = '0x' + 'ef'.repeat(20);
+    const vault = `0x${'ef'.repeat(20)}` as const;
     const action = { type: 'noop' };
     const signature = await signL1Action({ wallet: master, action, nonce: T0, isTestnet: true, vaultAddress: vault });
     expect(authenticate({ action, nonce: T0, signature, vaultAddress: vault }, makeCtx())).toMatchObject({
