@@ -53,7 +53,7 @@ export async function startRig(label: string, opts: SimulatorOptions & { usdc?: 
       return { transport, subs: new SubscriptionClient({ transport }), info: new InfoClient({ transport }), ex: new ExchangeClient({ transport, wallet: agent }) };
     },
     async close() {
-      for (const t of opened) await t.close().catch(() => {});
+      for (const t of opened) t.close();
       await sim.close();
     },
   };

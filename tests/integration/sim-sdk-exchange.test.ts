@@ -8,6 +8,9 @@ import { cloidOf, startRig, until, walletFor, type SdkRig } from '../helpers/sim
 
 let rig: SdkRig;
 const BTC = 0;
+let nonceSeq = 0;
+/** noop takes its nonce explicitly; keep them unique and near the exchange clock. */
+const freshNonce = () => rig.sim.clock.now() + 1_000_000 + ++nonceSeq;
 
 async function book(coin = 'BTC') {
   const b = await rig.info.l2Book({ coin });
@@ -179,7 +182,7 @@ describe('order placement', () => {
     expect(early).toBeInstanceOf(ApiRequestError);
     await rig.ex.scheduleCancel({ time: rig.sim.clock.now() + 10_000 });
     await rig.ex.scheduleCancel();
-    await rig.ex.noop();
+    await rig.ex.noop({ nonce: freshNonce() });
   });
 
   it('runs the dead-man switch: at its time every open order is cancelled with scheduledCancel', async () => {
@@ -197,25 +200,24 @@ describe('order placement', () => {
 describe('authentication, nonces and expiry', () => {
   it('refuses a signer that is neither an account nor an agent', async () => {
     const stranger = new ExchangeClient({ transport: rig.http, wallet: walletFor('stranger') });
-    const err = await stranger.noop().catch((e: unknown) => e);
+    const err = await stranger.noop({ nonce: freshNonce() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiRequestError);
     expect((err as Error).message).toBe(`L1 error: User or API Wallet ${walletFor('stranger').address.toLowerCase()} does not exist.`);
   });
 
   it('refuses a reused nonce', async () => {
-    const fixed = rig.sim.clock.now() + 123;
-    const c = new ExchangeClient({ transport: rig.http, wallet: rig.agent, nonceManager: () => fixed });
-    await c.noop();
-    const err = await c.noop().catch((e: unknown) => e);
+    const fixed = freshNonce();
+    await rig.ex.noop({ nonce: fixed });
+    const err = await rig.ex.noop({ nonce: fixed }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/Invalid nonce/);
     expect((err as Error).message).toContain(String(fixed));
   });
 
   it('refuses an expired action and accepts an unexpired one', async () => {
-    const err = await rig.ex.noop({ expiresAfter: rig.sim.clock.now() - 1 }).catch((e: unknown) => e);
+    const err = await rig.ex.noop({ nonce: freshNonce() }, { expiresAfter: rig.sim.clock.now() - 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiRequestError);
     expect((err as Error).message).toMatch(/expire/i);
-    await rig.ex.noop({ expiresAfter: rig.sim.clock.now() + 5_000 });
+    await rig.ex.noop({ nonce: freshNonce() }, { expiresAfter: rig.sim.clock.now() + 5_000 });
   });
 
   it('maps the agent to its master: orders from the agent land on the master account', async () => {
@@ -254,11 +256,12 @@ describe('rate limits', () => {
   it('limits actions per address beyond the initial buffer plus traded volume', async () => {
     const r3 = await startRig('addrlimit', { addressInitialBuffer: 3 });
     try {
-      await r3.ex.noop();
-      await r3.ex.noop();
-      await r3.ex.noop();
-      await r3.ex.noop(); // one request per 10 s still passes once exhausted
-      const err = await r3.ex.noop().catch((e: unknown) => e);
+      const n0 = r3.sim.clock.now() + 1_000;
+      await r3.ex.noop({ nonce: n0 + 1 });
+      await r3.ex.noop({ nonce: n0 + 2 });
+      await r3.ex.noop({ nonce: n0 + 3 });
+      await r3.ex.noop({ nonce: n0 + 4 }); // one request per 10 s still passes once exhausted
+      const err = await r3.ex.noop({ nonce: n0 + 5 }).catch((e: unknown) => e);
       expect((err as Error).message).toMatch(/^Too many cumulative requests sent/);
       const rl = await r3.info.userRateLimit({ user: r3.user });
       expect(rl.nRequestsCap).toBe(3);
@@ -275,7 +278,7 @@ describe('the HTTP transport contract', () => {
     expect(res.headers.get('content-type')).toContain('application/json');
     // A second SDK client (mainnet signing) is just another unknown signer to a testnet simulator.
     const mainnet = new ExchangeClient({ transport: new HttpTransport({ apiUrl: rig.sim.url, isTestnet: false }), wallet: rig.agent });
-    const err = await mainnet.noop().catch((e: unknown) => e);
+    const err = await mainnet.noop({ nonce: freshNonce() }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/does not exist/);
   });
 });

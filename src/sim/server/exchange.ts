@@ -47,7 +47,7 @@ export function handleExchange(ctx: ExchangeContext, raw: unknown): HandlerResul
   });
   if (!auth.ok) {
     if (auth.kind === 'http') return { kind: 'http', status: auth.status, text: auth.text };
-    if (auth.expired && auth.account) ctx.addressLimits.take(auth.account, 5, now);
+    if (auth.account && auth.rateLimitCost > 0) ctx.addressLimits.take(auth.account, auth.rateLimitCost, now);
     return err(auth.message);
   }
   const { account, action } = auth;
@@ -78,11 +78,20 @@ export function handleExchange(ctx: ExchangeContext, raw: unknown): HandlerResul
       return 'error' in r ? err(r.error) : ok({ type: 'default' });
     }
     case 'approveAgent': {
-      if (auth.isAgent) return err('Agent wallets cannot approve agents.');
       const r = ctx.agents.approve(account, action.agentAddress, action.agentName, now);
-      return r !== undefined && typeof r === 'object' && 'error' in r ? err(String(r.error)) : ok({ type: 'default' });
+      if (!r.ok) return err(r.error);
+      // A replaced agent's nonce state is pruned, as on the venue: never reuse agent keys.
+      for (const old of r.replaced) ctx.nonces.forget(old);
+      return ok({ type: 'default' });
     }
     case 'noop':
       return ok({ type: 'default' });
+    case 'usdSend':
+    case 'withdraw3':
+      // Transfers move money off the perp account; the simulator has no destination ledger, so they
+      // are refused (keel never sends them: its agent key cannot).
+      return err(`Action ${action.type} is not supported by the simulator.`);
+    case 'unknown':
+      return err(`Action ${action.actionType} is not supported by the simulator.`);
   }
 }

@@ -116,9 +116,9 @@ export function handleInfo(ctx: InfoContext, raw: unknown): HandlerResult {
     case 'exchangeStatus':
       return { kind: 'json', body: { time: ctx.now(), specialStatuses: null } };
     case 'extraAgents':
-      return { kind: 'json', body: ctx.agents.list(req.user) };
+      return { kind: 'json', body: ctx.agents.list(req.user, ctx.now()) };
     case 'userRole':
-      return { kind: 'json', body: ex.hasAccount(req.user) ? { role: 'user' } : ctx.agents.isAgent(req.user, ctx.now()) ? { role: 'agent', data: { user: ctx.agents.masterOf(req.user, ctx.now()) } } : { role: 'missing' } };
+      return { kind: 'json', body: ex.hasAccount(req.user) ? { role: 'user' } : ctx.agents.masterOf(req.user, ctx.now()) ? { role: 'agent', data: { user: ctx.agents.masterOf(req.user, ctx.now()) } } : { role: 'missing' } };
     case 'maxBuilderFee':
       return { kind: 'json', body: 0 };
     case 'userFees':

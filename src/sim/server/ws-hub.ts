@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { ExchangeEvent } from '../types.ts';
 import type { Faults } from './faults.ts';
 import type { HandlerResult } from './info.ts';
+import type { CandleInterval } from '../market/index.ts';
 
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
 const INTERVALS = ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
@@ -53,10 +54,10 @@ export interface WsHubDeps {
   readonly postFault: () => Promise<'ok' | 'drop' | 'lost' | 'outage'>;
   readonly snapshot: {
     allMids(): Record<string, string>;
-    l2Book(coin: string, nSigFigs?: number, mantissa?: number): { coin: string; time: number; levels: unknown[] };
+    l2Book(coin: string, nSigFigs?: number, mantissa?: number): { coin: string; time: number; levels: unknown[] } | null;
     recentTrades(coin: string): unknown[];
     userFills(user: string, aggregateByTime: boolean): unknown[];
-    candle(coin: string, interval: string): unknown | undefined;
+    candle(coin: string, interval: CandleInterval): unknown | undefined;
   };
   readonly bookIntervalMs: number;
 }
@@ -211,9 +212,11 @@ export class WsHub {
       case 'allMids':
         if (!sub.dex) this.#send(conn, JSON.stringify({ channel: 'allMids', data: { mids: s.allMids() } }));
         return;
-      case 'l2Book':
-        this.#send(conn, JSON.stringify({ channel: 'l2Book', data: s.l2Book(sub.coin, sub.nSigFigs ?? undefined, sub.mantissa ?? undefined) }));
+      case 'l2Book': {
+        const book = s.l2Book(sub.coin, sub.nSigFigs ?? undefined, sub.mantissa ?? undefined);
+        if (book) this.#send(conn, JSON.stringify({ channel: 'l2Book', data: book }));
         return;
+      }
       case 'trades': {
         const trades = s.recentTrades(sub.coin);
         if (trades.length > 0) this.#send(conn, JSON.stringify({ channel: 'trades', data: trades }));
@@ -305,7 +308,7 @@ export class WsHub {
     const now = this.#deps.now();
     let midsFrame: string | undefined;
     let mids: Record<string, string> | undefined;
-    const bookCache = new Map<string, { coin: string; time: number; levels: unknown[] }>();
+    const bookCache = new Map<string, { coin: string; time: number; levels: unknown[] } | null>();
     const candleCache = new Map<string, unknown>();
     for (const c of this.#conns) {
       for (const { sub } of c.subs.values()) {
@@ -325,10 +328,11 @@ export class WsHub {
             if (now - last < this.#deps.bookIntervalMs) break;
             c.lastBook.set(bkey, now);
             let book = bookCache.get(bkey);
-            if (!book) {
+            if (book === undefined) {
               book = s.l2Book(sub.coin, sub.nSigFigs ?? undefined, sub.mantissa ?? undefined);
               bookCache.set(bkey, book);
             }
+            if (book === null) break;
             const b = book;
             this.#sendMarket(c, `l2Book|${bkey}`, JSON.stringify({ channel: 'l2Book', data: b }), () => JSON.stringify({ channel: 'l2Book', data: this.#badBook(b) }));
             break;
