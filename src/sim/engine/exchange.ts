@@ -48,6 +48,7 @@ import type {
   OpenOrderWire,
   OrderStatusInfoWire,
   TradeWire,
+  UserFeesWire,
 } from './wire.ts';
 
 /** The internal market maker's address: appears only in trade `users` and liquidation events. */
@@ -134,6 +135,45 @@ interface PlaceContext {
   readonly positionTpsl?: boolean;
   /** modify: the order being replaced, whose cloid may be reused. */
   readonly replacing?: EngineOrder;
+}
+
+/** GET /_sim/state: plain JSON (decimals as wire strings). */
+export interface GroundTruth {
+  time: number;
+  accounts: {
+    address: string;
+    balance: string;
+    accountValue: string;
+    positions: { coin: string; szi: string; entryPx: string; cost: string; markPx: string; unrealizedPnl: string; leverage: number; cumFunding: { allTime: string; sinceOpen: string; sinceChange: string } }[];
+    scheduledCancel: number | null;
+  }[];
+  openOrders: GroundTruthOrder[];
+  orders: GroundTruthOrder[];
+  fills: (FillWire & { user: string })[];
+  feesCollected: string;
+  totalFunded: string;
+}
+
+export interface GroundTruthOrder {
+  oid: number;
+  cloid: string | null;
+  user: string;
+  coin: string;
+  side: Side;
+  px: string;
+  sz: string;
+  origSz: string;
+  filledSz: string;
+  reduceOnly: boolean;
+  isTrigger: boolean;
+  triggerPx?: string;
+  tpsl?: 'tp' | 'sl';
+  isMarket?: boolean;
+  tif: Tif | null;
+  status: OrderState;
+  statusTimestamp: number;
+  timestamp: number;
+  grouping: Grouping;
 }
 
 export interface InternalTotals {
@@ -590,8 +630,28 @@ export class Exchange {
     return asset === undefined ? [] : this.#market(asset).recentTrades.slice();
   }
 
+  /**
+   * Fee schedule as `userFees` reports it (subset of the real fields; no volume tiers, no discounts).
+   */
+  userFees(_user: string): UserFeesWire {
+    return {
+      dailyUserVlm: [],
+      feeSchedule: { cross: toWire(this.#takerFee), add: toWire(this.#makerFee), spotCross: '0.0007', spotAdd: '0.0004', tiers: { vip: [], mm: [] }, referralDiscount: '0.04', stakingDiscountTiers: [] },
+      userCrossRate: toWire(this.#takerFee),
+      userAddRate: toWire(this.#makerFee),
+      userSpotCrossRate: '0.0007',
+      userSpotAddRate: '0.0004',
+      activeReferralDiscount: '0.0',
+      trial: null,
+      feeTrialReward: '0.0',
+      nextTrialAvailableTimestamp: null,
+      stakingLink: null,
+      activeStakingDiscount: { bpsOfMaxSupply: '0.0', discount: '0.0' },
+    };
+  }
+
   /** Everything, for GET /_sim/state: users' accounts (not the market maker), open orders, all orders and fills. */
-  groundTruth(): unknown {
+  groundTruth(): GroundTruth {
     const accounts = [...this.#accounts.values()].map((acct) => {
       let upnl = ZERO;
       const positions = [...acct.positions.values()].map((p) => {
@@ -611,7 +671,7 @@ export class Exchange {
       });
       return { address: acct.address, balance: toWire(acct.balance), accountValue: toWire(acct.balance.plus(upnl)), positions, scheduledCancel: acct.scheduledCancel ?? null };
     });
-    const orders = [...this.#orders.values()].map((o) => ({
+    const orders = [...this.#orders.values()].map((o): GroundTruthOrder => ({
       oid: o.oid,
       cloid: o.cloid ?? null,
       user: o.user,
@@ -1023,6 +1083,8 @@ export class Exchange {
       this.#finish(o, 'marginCanceled');
       return;
     }
+    // While it executes it is a taker, not a live order: the stale reduce-only sweep must not see it.
+    acct.openOrders.delete(o.oid);
     this.#match(o, limit, o.sz, undefined);
     this.#flushTrades(o.asset);
     if (o.sz.isZero()) this.#setStatus(o, 'filled');

@@ -115,6 +115,21 @@ export interface TradeWire {
   users: [string, string];
 }
 
+export interface UserFeesWire {
+  dailyUserVlm: { date: string; userCross: string; userAdd: string; exchange: string }[];
+  feeSchedule: { cross: string; add: string; spotCross: string; spotAdd: string; tiers: { vip: unknown[]; mm: unknown[] }; referralDiscount: string; stakingDiscountTiers: unknown[] };
+  userCrossRate: string;
+  userAddRate: string;
+  userSpotCrossRate: string;
+  userSpotAddRate: string;
+  activeReferralDiscount: string;
+  trial: null;
+  feeTrialReward: string;
+  nextTrialAvailableTimestamp: null;
+  stakingLink: null;
+  activeStakingDiscount: { bpsOfMaxSupply: string; discount: string };
+}
+
 /** `{ok:true}` or an error string: the outcome of modify, updateLeverage and scheduleCancel. */
 export type ActionResult = { ok: true } | { error: string };
 
@@ -132,8 +147,8 @@ export function tradeHash(n: number): string {
     h = Math.imul(h, 0x85ebca6b) >>> 0;
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35) >>> 0;
-    h ^= h >>> 16;
-    out += h.toString(16).padStart(8, '0');
+    h = (h ^ (h >>> 16)) >>> 0;
+    out += (h >>> 0).toString(16).padStart(8, '0');
   }
   return out;
 }
