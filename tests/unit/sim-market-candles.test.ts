@@ -74,9 +74,10 @@ describe('snapshot boundaries', () => {
     expect(c[0]!.t).toBe(START - 4999 * 60_000);
   });
 
-  it('aligns buckets like the exchange: weeks on Monday, months on the 1st, T = next start − 1', () => {
+  it('aligns buckets like the exchange: weeks on Thursday (epoch-aligned, as Hyperliquid serves them), months on the 1st, T = next start − 1', () => {
     const t = Date.UTC(2024, 1, 14, 13, 7); // Wednesday 2024-02-14
-    expect(bucketStart(t, '1w')).toBe(Date.UTC(2024, 1, 12));
+    expect(bucketStart(t, '1w')).toBe(Date.UTC(2024, 1, 8));
+    expect(new Date(bucketStart(t, '1w')).getUTCDay()).toBe(4);
     expect(bucketStart(t, '1M')).toBe(Date.UTC(2024, 1, 1));
     expect(bucketEnd(Date.UTC(2024, 1, 1), '1M')).toBe(Date.UTC(2024, 2, 1));
     expect(bucketStart(t, '4h')).toBe(Date.UTC(2024, 1, 14, 12));
