@@ -15,6 +15,7 @@ import { Pool } from 'undici';
 import { ethers } from 'ethers';
 import { signL1Action } from '@nktkas/hyperliquid/signing';
 import { Exchange } from '../src/sim/engine/index.ts';
+import { MarketReplay, loadBundledSeries } from '../src/sim/market/index.ts';
 import { ExchangeClock } from '../src/sim/server/clock.ts';
 import { dec } from '../src/domain/decimal.ts';
 import type { OrderRequest } from '../src/sim/types.ts';
@@ -143,15 +144,28 @@ function engineOnly() {
   return { orders: n, ordersPerSecond: n / secs };
 }
 
+function marketOnly() {
+  const series = loadBundledSeries();
+  const r = new MarketReplay({ seed: 2, series, startTime: Date.UTC(2026, 0, 1), speed: 20 });
+  for (let n = 0; n < 500; n++) r.next(); // warm caches and the JIT
+  const blocks = 20_000;
+  const t0 = performance.now();
+  for (let n = 0; n < blocks; n++) r.next();
+  const ms = performance.now() - t0;
+  return { blocks, coins: series.length, microsPerCoinBlock: (ms * 1000) / blocks / series.length };
+}
+
 const { url, proc } = await startSimProcess();
 try {
   const orders = await httpOrders(url);
   const feedR = await feed(url);
   const engine = engineOnly();
-  const results = { when: new Date().toISOString(), node: process.version, httpOrders: orders, wsFeed: feedR, engineOnly: engine };
+  const marketR = marketOnly();
+  const results = { when: new Date().toISOString(), node: process.version, httpOrders: orders, wsFeed: feedR, engineOnly: engine, marketOnly: marketR };
   console.log('simulator benchmark');
   console.log(`  orders over HTTP (signed, verified, matched): ${orders.ordersPerSecond.toFixed(0)} orders/s  p50 ${orders.p50Ms.toFixed(2)} ms  p99 ${orders.p99Ms.toFixed(2)} ms  (${orders.filled} filled, ${orders.resting} resting, ${orders.errors} errors)`);
   console.log(`  matching engine alone:                        ${engine.ordersPerSecond.toFixed(0)} orders/s`);
+  console.log(`  market replay alone:                          ${marketR.microsPerCoinBlock.toFixed(1)} µs per coin per block (budget 50)`);
   console.log(`  WebSocket market data to one client:          ${feedR.messagesPerSecond.toFixed(0)} msgs/s  (${feedR.blocksPerSecond.toFixed(0)} blocks/s, ${feedR.mbPerSecond.toFixed(1)} MB/s)`);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(results, null, 2));
