@@ -8,10 +8,15 @@
  * Library: decimal.js (arbitrary precision, immutable, well kept); configured once here with
  * enough precision for 1e-18 sizes times 1e12 prices.
  */
-import DecimalJs from 'decimal.js';
+import { Decimal as DecimalJs } from 'decimal.js';
 
 export const Decimal = DecimalJs.clone({ precision: 40, rounding: DecimalJs.ROUND_HALF_EVEN, toExpNeg: -40, toExpPos: 40 });
 export type Decimal = InstanceType<typeof Decimal>;
+// Lets callers write `Decimal.Value` for anything decimal.js accepts (string, number, Decimal).
+// eslint-disable-next-line @typescript-eslint/no-namespace
+export declare namespace Decimal {
+  type Value = DecimalJs.Value;
+}
 
 export const ZERO = new Decimal(0);
 export const ONE = new Decimal(1);
@@ -51,7 +56,7 @@ export function parseDecimal(input: unknown): Decimal {
   return d;
 }
 
-export function dec(v: Decimal.Value): Decimal {
+export function dec(v: DecimalJs.Value): Decimal {
   return new Decimal(v);
 }
 
