@@ -71,6 +71,10 @@ export async function until<T>(fn: () => T | undefined | Promise<T | undefined>,
   }
 }
 
+/**
+ * A cloid with a high prefix. (A cloid like 0x00…01 would be read by the SDK's schema as the
+ * integer oid 1, since `Number("0x…01")` is a safe integer: real cloids never look like that.)
+ */
 export function cloidOf(n: number): string {
-  return `0x${n.toString(16).padStart(32, '0')}`;
+  return `0x6b65656c${n.toString(16).padStart(24, '0')}`;
 }

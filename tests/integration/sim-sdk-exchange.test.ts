@@ -256,12 +256,12 @@ describe('rate limits', () => {
   it('limits actions per address beyond the initial buffer plus traded volume', async () => {
     const r3 = await startRig('addrlimit', { addressInitialBuffer: 3 });
     try {
+      // The agent approval was request 1 of the 3.
       const n0 = r3.sim.clock.now() + 1_000;
       await r3.ex.noop({ nonce: n0 + 1 });
       await r3.ex.noop({ nonce: n0 + 2 });
-      await r3.ex.noop({ nonce: n0 + 3 });
-      await r3.ex.noop({ nonce: n0 + 4 }); // one request per 10 s still passes once exhausted
-      const err = await r3.ex.noop({ nonce: n0 + 5 }).catch((e: unknown) => e);
+      await r3.ex.noop({ nonce: n0 + 3 }); // over the cap: one request per 10 s still passes
+      const err = await r3.ex.noop({ nonce: n0 + 4 }).catch((e: unknown) => e);
       expect((err as Error).message).toMatch(/^Too many cumulative requests sent/);
       const rl = await r3.info.userRateLimit({ user: r3.user });
       expect(rl.nRequestsCap).toBe(3);
