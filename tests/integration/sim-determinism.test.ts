@@ -31,7 +31,9 @@ async function session(seed: number) {
     sim.step(30_000);
     const gt = await (await fetch(`${sim.url}/_sim/state`)).json();
     const candles = await info.candleSnapshot({ coin: 'BTC', interval: '1m', startTime: START - 3_600_000 });
-    return { gt, candles };
+    const book = await info.l2Book({ coin: 'BTC' });
+    const trades = await info.recentTrades({ coin: 'BTC' });
+    return { gt, candles, book, trades };
   } finally {
     await sim.close();
   }
@@ -44,11 +46,15 @@ describe('determinism', () => {
     expect((a.gt as { fills: unknown[] }).fills.length).toBeGreaterThan(0);
     expect(b.gt).toEqual(a.gt);
     expect(b.candles).toEqual(a.candles);
+    expect(b.book).toEqual(a.book);
+    expect(b.trades).toEqual(a.trades);
   });
 
   it('a different seed gives a different market', async () => {
     const a = await session(11);
     const c = await session(12);
-    expect(c.candles).not.toEqual(a.candles);
+    // The recorded history is the same; the synthetic book and tape around it are not.
+    expect(c.book).not.toEqual(a.book);
+    expect(c.trades).not.toEqual(a.trades);
   });
 });

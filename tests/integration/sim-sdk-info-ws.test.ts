@@ -89,8 +89,8 @@ describe('POST /info', () => {
     expect(r2.status).toBe(422);
     const r3 = await fetch(`${rig.sim.url}/info`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
     expect(r3.status).toBe(400);
-    const err = await rig.info.l2Book({ coin: 'BTC', nSigFigs: 7 as 5 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
+    const r4 = await post({ type: 'l2Book', coin: 'BTC', nSigFigs: 7 });
+    expect(r4.status).toBe(422);
     expect(await rig.info.allMids()).toHaveProperty('BTC');
   });
 });
@@ -167,8 +167,20 @@ describe('WebSocket /ws', () => {
     expect(r.response.data.statuses[0]).toHaveProperty('resting');
     const st = await info.orderStatus({ user: rig.user, oid: cloidOf(78) });
     expect(st.status).toBe('order');
-    const bad = await info.orderStatus({ user: 'nope' as `0x${string}`, oid: 1 }).catch((e: unknown) => e);
-    expect(bad).toBeInstanceOf(Error);
+  });
+
+  it('answers a malformed post with an error response on the post channel', async () => {
+    const ws = new WebSocket(rig.sim.wsUrl);
+    const frames: string[] = [];
+    ws.addEventListener('message', (e) => frames.push(String(e.data)));
+    await new Promise((r) => ws.addEventListener('open', r));
+    ws.send(JSON.stringify({ method: 'post', id: 5, request: { type: 'info', payload: { type: 'orderStatus', user: 'nope', oid: 1 } } }));
+    ws.send(JSON.stringify({ method: 'post', id: 6, request: { type: 'action', payload: { action: { type: 'noop' } } } }));
+    const p5 = await until(() => frames.find((f) => f.includes('"id":5')));
+    const p6 = await until(() => frames.find((f) => f.includes('"id":6')));
+    expect(JSON.parse(p5)).toEqual({ channel: 'post', data: { id: 5, response: { type: 'error', payload: 'Failed to deserialize the JSON body into the target type' } } });
+    expect(JSON.parse(p6).data.response.type).toBe('error');
+    ws.close();
   });
 });
 
