@@ -804,7 +804,7 @@ export class Exchange {
     if (cloid !== undefined) acct.cloids.set(cloid, order.oid);
 
     if (trigger !== undefined) {
-      acct.openOrders.set(order.oid, order);
+      this.#setLive(acct, order);
       parent?.childOids.push(order.oid);
       if (order.waitingForFill) return { status: 'waitingForFill', order };
       this.#market(req.asset).triggers.add(order);
@@ -859,7 +859,7 @@ export class Exchange {
   /** Puts a (non-trigger or triggered) order's remainder in the book. */
   #rest(order: EngineOrder): void {
     this.#book(order.asset).add(order);
-    this.#account(order.user).openOrders.set(order.oid, order);
+    this.#setLive(this.#account(order.user), order);
     if (!order.reduceOnly) this.#addNtl(order, order.px.times(order.sz));
     this.#setStatus(order, 'open');
   }
@@ -956,7 +956,7 @@ export class Exchange {
     if (maker.sz.isZero()) {
       if (maker.resting) this.#book(asset).remove(maker);
       if (!maker.isMM) {
-        this.#account(maker.user).openOrders.delete(maker.oid);
+        this.#unsetLive(this.#account(maker.user), maker);
         this.#setStatus(maker, 'filled');
       }
     }
@@ -984,9 +984,20 @@ export class Exchange {
     }
   }
 
+  #setLive(acct: Account, o: EngineOrder): void {
+    acct.openOrders.set(o.oid, o);
+    if (o.reduceOnly) acct.reduceOnlyOrders.add(o);
+  }
+
+  #unsetLive(acct: Account, o: EngineOrder): void {
+    acct.openOrders.delete(o.oid);
+    acct.reduceOnlyOrders.delete(o);
+  }
+
   /** Cancels the user's reduce-only orders in `asset` that can no longer reduce the position. */
   #cancelStaleReduceOnly(acct: Account, asset: number): void {
-    for (const o of [...acct.openOrders.values()]) {
+    if (acct.reduceOnlyOrders.size === 0) return;
+    for (const o of [...acct.reduceOnlyOrders]) {
       if (o.asset !== asset || !o.reduceOnly || o.waitingForFill) continue;
       if (this.#allowance(acct, asset, o.side).lte(0)) this.#cancelOrder(o, 'reduceOnlyCanceled');
     }
@@ -1017,7 +1028,7 @@ export class Exchange {
   #finish(order: EngineOrder, status: OrderState, emit = true): void {
     order.cancelled = order.cancelled.plus(order.sz);
     order.sz = ZERO;
-    this.#account(order.user).openOrders.delete(order.oid);
+    this.#unsetLive(this.#account(order.user), order);
     order.status = status;
     order.statusTimestamp = this.#clock.now();
     if (emit) this.#emitUpdate(order);
@@ -1084,7 +1095,7 @@ export class Exchange {
       return;
     }
     // While it executes it is a taker, not a live order: the stale reduce-only sweep must not see it.
-    acct.openOrders.delete(o.oid);
+    this.#unsetLive(acct, o);
     this.#match(o, limit, o.sz, undefined);
     this.#flushTrades(o.asset);
     if (o.sz.isZero()) this.#setStatus(o, 'filled');

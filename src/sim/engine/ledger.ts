@@ -39,6 +39,8 @@ export interface Account {
   readonly leverage: Map<number, { value: number; isCross: boolean }>;
   /** Live orders by oid: resting, waiting for a trigger, or waiting for their parent's fill. */
   readonly openOrders: Map<number, EngineOrder>;
+  /** The reduce-only subset of openOrders (swept when a position closes or flips). */
+  readonly reduceOnlyOrders: Set<EngineOrder>;
   /** Σ px × remaining of resting non-reduce-only limit orders per asset (reserved margin basis). */
   readonly openNtl: Map<number, Decimal>;
   /** Every cloid this user ever used, with its order's oid. */
@@ -58,6 +60,7 @@ export function newAccount(address: string, isMM = false): Account {
     positions: new Map(),
     leverage: new Map(),
     openOrders: new Map(),
+    reduceOnlyOrders: new Set(),
     openNtl: new Map(),
     cloids: new Map(),
     fills: [],
