@@ -46,6 +46,10 @@ describe('engine: info queries', () => {
     expect(ex.openOrders('0x1111111111111111111111111111111111111111')).toEqual([]);
     expect(ex.userFills('0x1111111111111111111111111111111111111111')).toEqual([]);
     expect(ex.orderStatus('0x1111111111111111111111111111111111111111', 5)).toEqual({ status: 'unknownOid' });
+    // Actions of an unfunded address do not make it an account.
+    ex.placeOrders('0x1111111111111111111111111111111111111111', [limit(0, true, 60000, '0.01')]);
+    expect(ex.hasAccount('0x1111111111111111111111111111111111111111')).toBe(false);
+    expect(ex.hasAccount(ALICE)).toBe(true);
   });
 
   it('orderStatus answers the owner only, by oid or cloid', () => {

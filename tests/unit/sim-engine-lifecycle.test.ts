@@ -163,6 +163,8 @@ describe('engine: liquidation', () => {
     expect(ex.updateLeverage(ALICE, 0, true, 50)).toEqual({ ok: true });
     expect(ex.placeOrders(ALICE, [limit(0, true, 65020, '0.7', 'Ioc')])[0]).toEqual({ filled: { totalSz: '0.7', avgPx: '65010', oid: FIRST_OID } });
     ex.placeOrders(ALICE, [limit(0, true, 60000, '0.001')]);
+    // (0 − 972.52185 + 0.7 × 65000) / (0.7 − 0.7 / 100) = 64253.215…
+    expect(ex.clearinghouseState(ALICE).assetPositions[0]?.position.liquidationPx).toBe('64253.2');
     ex.applyBlock(block('BTC', 64490, 64510)); // still above maintenance
     expect(ofKind(events, 'liquidation')).toEqual([]);
     ex.applyBlock(block('BTC', 64000, 64020)); // mark 64010: account value ≈ 279 < maintenance ≈ 448

@@ -198,6 +198,7 @@ export class Exchange {
   readonly #books: OrderBook[];
   readonly #markets: Market[];
   readonly #accounts = new Map<string, Account>();
+  readonly #fundedUsers = new Set<string>();
   readonly #mm = newAccount(MM_ADDRESS, true);
   /** Every user order ever accepted, in oid order. */
   readonly #orders = new Map<number, EngineOrder>();
@@ -255,13 +256,15 @@ export class Exchange {
 
   /** Credits `usdc` of collateral to `user` (lowercase address), creating the account. */
   fund(user: string, usdc: Decimal): void {
+    this.#fundedUsers.add(user);
     const acct = this.#account(user);
     acct.balance = acct.balance.plus(usdc);
     this.#funded = this.#funded.plus(usdc);
   }
 
+  /** True once `user` has been funded (an action by an unfunded address must not create one). */
   hasAccount(user: string): boolean {
-    return this.#accounts.has(user);
+    return this.#fundedUsers.has(user);
   }
 
   assetId(coin: string): number | undefined {
