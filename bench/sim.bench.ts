@@ -28,7 +28,7 @@ const ORDERS = Number(process.env['BENCH_SIM_ORDERS'] ?? 3000);
 const FEED_SECONDS = Number(process.env['BENCH_SIM_FEED_SECONDS'] ?? 5);
 
 async function startSimProcess(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [path.join(root, 'src/cli/main.ts'), 'sim', '--port', '0', '--clock', 'manual', '--block-ms', '10', '--book-interval-ms', '0', '--ip-weight', '100000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [path.join(root, 'src/cli/main.ts'), 'sim', '--port', '0', '--clock', 'manual', '--block-ms', '10', '--book-interval-ms', '0', '--ip-weight', '10000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     proc.stdout!.on('data', (d: Buffer) => {
