@@ -17,13 +17,12 @@ function loads() {
   }
 }
 if (loads()) process.exit(0);
-const root = path.resolve(import.meta.dirname, '..');
 const nodedir = path.join(root, 'node_modules/node/node_modules', `node-${process.platform}-${process.arch}`);
 if (!existsSync(path.join(nodedir, 'include/node/node_api.h'))) {
   console.error(`build-native: no Node headers at ${nodedir}`);
   process.exit(1);
 }
-console.error(`build-native: rebuilding better-sqlite3 for node ${process.version}`);
+console.error(`build-native: rebuilding better-sqlite3 for node ${version}`);
 const npmDir = process.env.npm_execpath ? path.resolve(path.dirname(process.env.npm_execpath), '..') : '/usr/lib/node_modules/npm';
 const gyp = process.env.npm_config_node_gyp ?? require.resolve('node-gyp/bin/node-gyp.js', { paths: [npmDir] });
 execFileSync(process.execPath, [gyp, 'rebuild', '--release', `--nodedir=${nodedir}`], {
