@@ -52,7 +52,7 @@ export interface VenuePort {
   instruments(): Promise<Instrument[]>;
   mids(): Promise<Map<Coin, Decimal>>;
   candles(coin: Coin, interval: string, startTime: number, endTime?: number): Promise<Candle[]>;
-  account(): Promise<AccountState>;
+  accountState(): Promise<AccountState>;
   openOrders(): Promise<VenueOrder[]>;
   orderStatus(cloid: Cloid): Promise<VenueOrderStatus>;
   /** Fills since `startTime` (oldest first). */
