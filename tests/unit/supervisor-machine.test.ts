@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
-import { supervisorMachine, SupervisorEvents, CHILDREN } from '../../machines/supervisor.machine.ts';
+import { supervisorMachine, SupervisorEvents, CHILDREN, type ChildId } from '../../machines/supervisor.machine.ts';
 
 function harness(opts: { failing?: string; failTimes?: number; bootFails?: boolean } = {}) {
   const starts: Record<string, number> = {};
   let drained = '';
-  const child = fromCallback<{ type: string }, { childId: string }>(({ input }) => {
+  const child = fromCallback<{ type: string }, { childId: ChildId }>(({ input }) => {
     starts[input.childId] = (starts[input.childId] ?? 0) + 1;
     if (input.childId === opts.failing && starts[input.childId]! <= (opts.failTimes ?? Infinity)) throw new Error(`${input.childId} broke`);
     return () => {};
