@@ -53,7 +53,7 @@ export const RiskConfigSchema = z
     /** Signal reference price vs mark, in %: beyond this the signal is stale or the price is wrong. */
     maxPriceDeviationPct: pct(50, 2),
     /** Entry limit = mark ± this %, so a marketable limit fills without chasing the book. */
-    entrySlippagePct: pct(10, 0.1),
+    entrySlippagePct: z.number().nonnegative().max(10).default(0.1),
     maxLeverageMajor: z.number().int().positive().max(100).default(5),
     maxLeverageOther: z.number().int().positive().max(100).default(3),
     /** Per-market notional cap, USD; the effective cap is the lower of this and the % of equity. */
