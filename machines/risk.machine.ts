@@ -257,6 +257,7 @@ export const riskGateMachine = setup({
       },
     },
     halted: {
+      initial: 'manual',
       // Holds are remembered while halted so leaving the halt lands where the mode says.
       on: {
         [RiskEvents.PAUSE]: { actions: ['observe', 'holdOperator'] },
