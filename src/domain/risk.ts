@@ -9,7 +9,8 @@
  *   down; stop: away from the entry; take profit: toward the entry), and every limit below is
  *   checked on those rounded values, so rounding can only make the order safer than its checks.
  * - risk: |px − stopPx| × sz ≤ equity × riskPct × sizeMultiplier (no tolerance);
- * - the stop is strictly beyond both the mark and the entry on the losing side;
+ * - the stop is strictly beyond both the mark and the entry on the losing side; the signal's
+ *   reference price and the entry price are both within maxPriceDeviationPct of the mark;
  * - reward:risk ≥ minRewardRisk; notional ≥ minNotionalUsd and ≤ the per-market cap;
  * - (open exposure + working entries + this) ÷ equity ≤ max leverage for the market class and the
  *   instrument; (margin used + notional ÷ leverage) ÷ equity ≤ maxMarginUsage;
@@ -308,7 +309,6 @@ export function evaluateSignal(signal: Signal, ctx: RiskContext, cfg: RiskConfig
 
   const sanity = checkPriceDeviation(signal.refPx, mark, cfg.maxPriceDeviationPct);
   if (!sanity.ok) return deny(sanity.reason, `signal ${sanity.detail}`);
-  checks.push('fat_finger');
 
   const szDec = ctx.instrument.szDecimals;
   const slip = fromPct(cfg.entrySlippagePct);
@@ -316,6 +316,10 @@ export function evaluateSignal(signal: Signal, ctx: RiskContext, cfg: RiskConfig
   const stopPx = roundPrice(signal.stopPx, szDec, long ? 'down' : 'up');
   const takeProfitPx = roundPrice(signal.takeProfitPx, szDec, long ? 'down' : 'up');
   if (px.lte(0) || stopPx.lte(0) || takeProfitPx.lte(0)) return deny('rounding', `a price rounds to zero at ${szDec} size decimals`);
+  // The order's own price must pass the same sanity bound as the signal's, rounding included.
+  const entrySanity = checkPriceDeviation(px, mark, cfg.maxPriceDeviationPct);
+  if (!entrySanity.ok) return deny(entrySanity.reason, `entry ${entrySanity.detail}`);
+  checks.push('fat_finger');
 
   const stopOk = long ? stopPx.lt(px) && stopPx.lt(mark) : stopPx.gt(px) && stopPx.gt(mark);
   if (!stopOk) return deny('stop_side', `${signal.direction} stop ${fmt(stopPx)} must be ${long ? 'below' : 'above'} entry ${fmt(px)} and mark ${fmt(mark)}`);
