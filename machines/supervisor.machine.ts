@@ -10,7 +10,7 @@
  *
  * Accepted events: `supervisor.stop` in any non-final state; `supervisor.escalate` from running.
  */
-import { assign, enqueueActions, fromCallback, fromPromise, setup, type ActorRefFrom } from 'xstate';
+import { assign, enqueueActions, fromPromise, setup, type ActorRefFrom } from 'xstate';
 
 export const CHILDREN = ['marketFeed', 'strategy', 'risk', 'orderManager'] as const;
 export type ChildId = (typeof CHILDREN)[number];
@@ -50,8 +50,11 @@ export interface SupervisorContext {
   readonly bootedAt?: number;
 }
 
-/** Child actors are long-lived callbacks: they never finish by themselves; an error is a failure. */
-const child = fromCallback<{ type: string }, { childId: ChildId }>(() => () => {});
+/**
+ * Child actors are long-lived: their promise settles only when they fail (reject) or, wrongly,
+ * exit (resolve); both count as a failure. Stopping the region aborts them (their `signal`).
+ */
+const child = fromPromise<void, { childId: ChildId }>(() => new Promise<void>(() => {}));
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -73,6 +76,10 @@ function childRegion<const Id extends ChildId>(id: Id) {
           systemId: id,
           input: { childId: id },
           onError: [
+            { guard: { type: 'tooManyFailures', params: { id } }, target: '#supervisor.escalated', actions: { type: 'recordFailure', params: { id } } },
+            { target: 'backoff', actions: { type: 'recordFailure', params: { id } } },
+          ],
+          onDone: [
             { guard: { type: 'tooManyFailures', params: { id } }, target: '#supervisor.escalated', actions: { type: 'recordFailure', params: { id } } },
             { target: 'backoff', actions: { type: 'recordFailure', params: { id } } },
           ],
@@ -105,7 +112,7 @@ export const supervisorMachine = setup({
   actions: {
     recordFailure: enqueueActions(({ context, event, enqueue }, params: { id: ChildId }) => {
       const rec = context.children[params.id];
-      const err = (event as unknown as { error?: unknown }).error;
+      const err = 'error' in (event as object) ? (event as unknown as { error?: unknown }).error : new Error(`${params.id} exited`);
       enqueue.assign({ children: { ...context.children, [params.id]: { ...rec, failures: rec.failures + 1, lastError: errorText(err) } } });
       // The window slides on XState's clock: the failure is forgotten when it expires.
       enqueue.raise({ type: 'supervisor.forgetFailure', id: params.id }, { delay: context.config.restartWindowMs });

@@ -5,13 +5,17 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerSim } from './sim-command.ts';
+import { registerRun } from './run-command.ts';
+import { registerStatus } from './status-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
     .description('keel: a resilient trading runtime for Hyperliquid perpetuals')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerRun(program);
   registerSim(program);
+  registerStatus(program);
   return program;
 }
 

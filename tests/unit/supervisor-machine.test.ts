@@ -4,16 +4,16 @@
  * STOP drains and finishes; a failed boot ends in `failed`.
  */
 import { describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
+import { createActor, fromPromise, SimulatedClock } from 'xstate';
 import { supervisorMachine, SupervisorEvents, CHILDREN, type ChildId } from '../../machines/supervisor.machine.ts';
 
 function harness(opts: { failing?: string; failTimes?: number; bootFails?: boolean } = {}) {
   const starts: Record<string, number> = {};
   let drained = '';
-  const child = fromCallback<{ type: string }, { childId: ChildId }>(({ input }) => {
+  const child = fromPromise<void, { childId: ChildId }>(({ input }) => {
     starts[input.childId] = (starts[input.childId] ?? 0) + 1;
-    if (input.childId === opts.failing && starts[input.childId]! <= (opts.failTimes ?? Infinity)) throw new Error(`${input.childId} broke`);
-    return () => {};
+    if (input.childId === opts.failing && starts[input.childId]! <= (opts.failTimes ?? Infinity)) return Promise.reject(new Error(`${input.childId} broke`));
+    return new Promise<void>(() => {});
   });
   const machine = supervisorMachine.provide({
     actors: {
@@ -55,12 +55,16 @@ describe('supervisor machine', () => {
     await flush();
     expect(h.actor.getSnapshot().value).toMatchObject({ running: { strategy: 'backoff' } });
     h.clock.increment(99);
+    await flush();
     expect(h.starts['strategy']).toBe(1);
     h.clock.increment(1);
+    await flush();
     expect(h.starts['strategy']).toBe(2); // failed again → backoff 200 ms
     h.clock.increment(199);
+    await flush();
     expect(h.starts['strategy']).toBe(2);
     h.clock.increment(1);
+    await flush();
     expect(h.starts['strategy']).toBe(3);
     expect(h.actor.getSnapshot().value).toMatchObject({ running: { strategy: 'up', marketFeed: 'up' } });
     expect(h.starts['marketFeed']).toBe(1);
@@ -72,7 +76,9 @@ describe('supervisor machine', () => {
     h.actor.start();
     await flush();
     h.clock.increment(100);
+    await flush();
     h.clock.increment(200);
+    await flush();
     expect(h.actor.getSnapshot().value).toBe('escalated');
     expect(h.actor.getSnapshot().context.children.orderManager.lastError).toBe('orderManager broke');
   });
@@ -81,10 +87,13 @@ describe('supervisor machine', () => {
     const h = harness({ failing: 'risk', failTimes: 2 });
     h.actor.start();
     await flush();
-    h.clock.increment(100); // second failure
-    h.clock.increment(200); // restarted, healthy
+    h.clock.increment(100);
+    await flush(); // second failure
+    h.clock.increment(200);
+    await flush(); // restarted, healthy
     expect(h.actor.getSnapshot().context.children.risk.failures).toBe(2);
     h.clock.increment(10_000);
+    await flush();
     expect(h.actor.getSnapshot().context.children.risk.failures).toBe(0);
   });
 

@@ -1,0 +1,383 @@
+/**
+ * The runtime's composition root: it builds every part in a fixed, readable order (logging and
+ * clock, store, venue, bus, then the supervisor with its children) and provides the supervisor
+ * machine's actors. Boot is recovery: migrate → load state → reconcile our own orders and fills
+ * with the venue → start the children. Cold start and crash restart take this one path.
+ *
+ * Children (each a callback actor the supervisor restarts on failure):
+ *   marketFeed   machines/market-feed.machine.ts over the venue's WebSocket / REST actors
+ *   strategy     one Strategy per market, fed closed candles, publishing signals
+ *   risk         machines/risk.machine.ts (the gate) plus the pure pre-trade checks
+ *   orderManager supervisor/order-manager.ts: order actors per cloid, fills, protection
+ */
+import path from 'node:path';
+import { createActor, fromPromise, type Actor } from 'xstate';
+import { ethers } from 'ethers';
+import { readFileSync } from 'node:fs';
+import { supervisorMachine, SupervisorEvents } from '../machines/supervisor.machine.ts';
+import { createMarketFeedMachine } from './feed-wiring.ts';
+import { riskGateMachine, RiskEmitted, RiskEvents, gateOf, type PersistedRiskGate, type RiskGateChanged } from '../machines/risk.machine.ts';
+import { MARKET_FEED_EMITTED, type MarketFeedEmitted } from '../machines/market-feed.machine.ts';
+import { openStore, type Store } from '../src/store/index.ts';
+import { createHyperliquidVenue, type HyperliquidVenue } from '../src/venue/index.ts';
+import { createStrategy, type Strategy } from '../src/strategy/index.ts';
+import { evaluateSignal, parseRiskConfig, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
+import { ZERO, Decimal } from '../src/domain/decimal.ts';
+import type { AccountState, Coin, Instrument, Mode, Signal } from '../src/domain/types.ts';
+import type { KeelConfig } from '../src/config/config.ts';
+import type { Logger } from '../src/ops/logger.ts';
+import { startOpsServer, type OpsServer } from '../src/ops/http-server.ts';
+import { Bus } from './bus.ts';
+import { longLived } from './long-lived.ts';
+import { OrderManager } from './order-manager.ts';
+import { setUpPaper } from './paper.ts';
+
+export interface Runtime {
+  /** Resolves with the process exit code once the supervisor has finished. */
+  readonly done: Promise<number>;
+  readonly ops: OpsServer;
+  readonly store: Store;
+  readonly venue: HyperliquidVenue;
+  readonly apiUrl: string;
+  readonly account: string;
+  status(): unknown;
+  stop(reason: string): Promise<number>;
+}
+
+const MAINNET_URL = 'https://api.hyperliquid.xyz';
+const TESTNET_URL = 'https://api.hyperliquid-testnet.xyz';
+
+async function agentWallet(cfg: KeelConfig): Promise<ethers.Wallet> {
+  if (cfg.keystore) {
+    if (!cfg.keystorePasswordFile) throw new Error('KEEL_KEYSTORE_PASSWORD_FILE is required with KEEL_KEYSTORE');
+    const json = readFileSync(cfg.keystore, 'utf8');
+    const password = readFileSync(cfg.keystorePasswordFile, 'utf8').trimEnd();
+    const w = await ethers.Wallet.fromEncryptedJson(json, password);
+    return new ethers.Wallet(w.privateKey);
+  }
+  if (cfg.privateKey) return new ethers.Wallet(cfg.privateKey);
+  throw new Error('no agent key: set KEEL_KEYSTORE (+ KEEL_KEYSTORE_PASSWORD_FILE) or, off mainnet, KEEL_PRIVATE_KEY');
+}
+
+/** The account view risk and status read: refreshed by polling, updated with mids. */
+class Portfolio {
+  account: AccountState | undefined;
+  mids = new Map<Coin, Decimal>();
+  recentOrderTimes: number[] = [];
+  feedSource = 'none';
+  feedStale = false;
+}
+
+export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: () => number } = {}): Promise<Runtime> {
+  const now = opts.now ?? Date.now;
+
+  // Venue identity first: paper sets up its own simulator and throwaway keys.
+  let apiUrl: string;
+  let wallet: ethers.Wallet;
+  let account: string;
+  let closeSim: (() => Promise<void>) | undefined;
+  if (cfg.network === 'paper') {
+    const paper = await setUpPaper(cfg, log);
+    apiUrl = paper.apiUrl;
+    wallet = paper.agent;
+    account = paper.account;
+    if (paper.sim) closeSim = () => paper.sim!.close();
+  } else {
+    apiUrl = cfg.apiUrl ?? (cfg.network === 'mainnet' ? MAINNET_URL : TESTNET_URL);
+    wallet = await agentWallet(cfg);
+    account = cfg.account!;
+  }
+
+  const store = await openStore({ path: path.join(cfg.dataDir, 'keel.sqlite'), clock: now });
+  const venue = createHyperliquidVenue({ network: cfg.network, apiUrl, wallet, account, timeoutMs: cfg.orders.submitTimeoutMs, now, log: log.child({ component: 'venue' }) });
+  const riskParsed = parseRiskConfig(cfg.risk);
+  if (!riskParsed.ok) throw new Error(`risk config: ${riskParsed.error}`);
+  const riskCfg: RiskConfig = riskParsed.config;
+  const bus = new Bus((topic, e) => log.error({ topic, err: e }, 'bus handler failed'));
+  const portfolio = new Portfolio();
+  const instruments = new Map<Coin, Instrument>();
+  let orderManager: OrderManager | undefined;
+  let mode: Mode = store.modes.current() ?? 'Normal';
+  let reconciled = false;
+  let lastReconcile: unknown;
+  let gateActor: Actor<typeof riskGateMachine> | undefined;
+  const strategies = new Map<Coin, Strategy>();
+  log.info({ network: cfg.network, url: apiUrl, account, agent: wallet.address.toLowerCase(), dataDir: cfg.dataDir }, 'keel starting');
+
+  async function refreshAccount(): Promise<void> {
+    portfolio.account = await venue.accountState();
+  }
+
+  // ── boot: config → migrate (done by openStore) → load state → reconcile ──────────────────
+  async function boot(): Promise<{ bootedAt: number }> {
+    const all = await venue.instruments();
+    for (const i of all) if (cfg.markets.includes(i.coin)) instruments.set(i.coin, i);
+    const missing = cfg.markets.filter((m) => !instruments.has(m));
+    if (missing.length) throw new Error(`markets not listed by the venue: ${missing.join(', ')}`);
+    await refreshAccount();
+    const day = utcDayStart(now());
+    const stored = store.state.getJson('day_start') as { day: number; equity: string } | undefined;
+    if (!stored || stored.day !== day) store.state.setJson('day_start', { day, equity: portfolio.account!.accountValue.toFixed() });
+    // Our own unresolved intents come back as order actors that resolve by cloid; fills missed
+    // while we were down are applied before anything new is sent.
+    orderManager = new OrderManager({ store, venue, bus, log: log.child({ component: 'orders' }), instruments, now, orderConfig: cfg.orders });
+    const unresolved = store.orders.unresolved();
+    orderManager.start();
+    const since = Math.max(0, (store.state.get('last_fill_time') ?? now() - 86_400_000) - 60_000);
+    const missed = await venue.fills(since);
+    orderManager.onFills(missed);
+    const theirs = new Map(portfolio.account!.positions.map((p) => [p.coin, p.szi]));
+    const ours = new Map(store.positions.all().map((p) => [p.coin, p.szi]));
+    const mismatches = [...new Set([...theirs.keys(), ...ours.keys()])].filter((c) => !(theirs.get(c) ?? ZERO).eq(ours.get(c) ?? ZERO)).map((c) => ({ coin: c, venue: (theirs.get(c) ?? ZERO).toFixed(), ours: (ours.get(c) ?? ZERO).toFixed() }));
+    lastReconcile = { at: now(), unresolvedIntents: unresolved.length, missedFills: missed.length, positionMismatches: mismatches };
+    if (mismatches.length) log.warn({ mismatches }, 'reconciliation: positions differ from the venue (the resilience work adopts them)');
+    log.info(lastReconcile as object, 'reconciled with the venue');
+    reconciled = true;
+    return { bootedAt: now() };
+  }
+
+  // ── children ──────────────────────────────────────────────────────────────────────────────
+  const marketFeed = longLived(() => {
+    const feed = createActor(createMarketFeedMachine(venue, now), {
+      input: { coins: cfg.markets, intervals: [cfg.feed.baseInterval], staleAfterMs: cfg.feed.staleAfterMs, pollIntervalMs: cfg.feed.pollIntervalMs },
+    });
+    feed.on('*', (e) => {
+      const ev = e as MarketFeedEmitted;
+      switch (ev.type) {
+        case MARKET_FEED_EMITTED.candleClosed:
+          bus.publish('candle.closed', ev.candle);
+          break;
+        case MARKET_FEED_EMITTED.mids:
+          for (const [c, px] of ev.mids) portfolio.mids.set(c, px);
+          bus.publish('mids', ev.mids);
+          break;
+        case MARKET_FEED_EMITTED.sourceChanged:
+          portfolio.feedSource = ev.to;
+          log.warn({ from: ev.from, to: ev.to, reason: ev.reason }, 'market feed source changed');
+          bus.publish('feed.source', { from: ev.from, to: ev.to });
+          break;
+        case MARKET_FEED_EMITTED.stale:
+          portfolio.feedStale = ev.stale;
+          log[ev.stale ? 'error' : 'info']({ lastMessageAt: ev.lastMessageAt }, ev.stale ? 'market feed stale on both paths' : 'market feed fresh again');
+          break;
+      }
+    });
+    feed.start();
+    return () => feed.stop();
+  });
+
+  const strategy = longLived((fail) => {
+    let stopped = false;
+    let live = false;
+    const backlog: Parameters<Strategy['onCandle']>[0][] = [];
+    const onCandle = (c: Parameters<Strategy['onCandle']>[0]) => {
+      const s = strategies.get(c.coin);
+      if (!s || !s.intervals.includes(c.interval)) return;
+      const signal = s.onCandle(c);
+      if (signal && live) {
+        log.info({ coin: signal.coin, direction: signal.direction, refPx: signal.refPx.toFixed(), stopPx: signal.stopPx.toFixed(), takeProfitPx: signal.takeProfitPx.toFixed(), strategy: signal.strategy, reason: signal.reason }, 'signal');
+        bus.publish('signal', signal);
+      }
+    };
+    const unsub = bus.on('candle.closed', (c) => (live ? onCandle(c) : backlog.push(c)));
+    void (async () => {
+      for (const inst of instruments.values()) {
+        const r = createStrategy(cfg.strategy.name, cfg.strategy.params, inst);
+        if (!r.ok) throw new Error(r.error.message);
+        strategies.set(inst.coin, r.strategy);
+        // Warm-up on history: indicators need it; signals from history are not acted on.
+        const bars = r.strategy.warmupBars + 5;
+        const history = await venue.candles(inst.coin, cfg.feed.baseInterval, now() - bars * 60_000 * 2);
+        for (const c of history) if (c.closed) r.strategy.onCandle(c);
+        log.info({ coin: inst.coin, strategy: r.strategy.name, warmupBars: history.length }, 'strategy warmed up');
+      }
+      if (stopped) return;
+      live = true;
+      for (const c of backlog.splice(0)) onCandle(c);
+    })().catch(fail);
+    return () => {
+      stopped = true;
+      unsub();
+    };
+  });
+
+  function riskContext(signal: Signal, inst: Instrument): RiskContext {
+    const acct = portfolio.account;
+    const equity = acct?.accountValue ?? ZERO;
+    const day = store.state.getJson('day_start') as { equity: string } | undefined;
+    const positions: RiskPosition[] = (acct?.positions ?? []).map((p) => ({ coin: p.coin, szi: p.szi, entryPx: p.entryPx, notional: p.szi.abs().times(portfolio.mids.get(p.coin) ?? p.entryPx) }));
+    const working = new Map<string, WorkingEntries>();
+    for (const o of store.orders.open()) {
+      if (o.kind !== 'entry') continue;
+      const k = `${o.coin}|${o.side}`;
+      const w = working.get(k);
+      working.set(k, { coin: o.coin, side: o.side, count: (w?.count ?? 0) + 1, notional: (w?.notional ?? ZERO).plus(o.sz.times(o.px)) });
+    }
+    const t = now();
+    portfolio.recentOrderTimes = portfolio.recentOrderTimes.filter((x) => t - x < 60_000);
+    const dayStart = new Decimal(day?.equity ?? equity.toFixed());
+    return {
+      gate: gateActor ? gateOf(gateActor.getSnapshot()) : 'halted',
+      instrument: inst,
+      markPx: portfolio.mids.get(signal.coin),
+      equity,
+      dayStartEquity: dayStart,
+      marginUsed: acct?.totalMarginUsed ?? ZERO,
+      positions,
+      workingEntries: [...working.values()],
+      pnlToday: equity.minus(dayStart),
+      recentOrderTimes: portfolio.recentOrderTimes,
+      now: t,
+      sizeMultiplier: mode === 'Degraded' ? 0.5 : 1,
+    };
+  }
+
+  const risk = longLived(() => {
+    const restore = store.state.getJson('risk_gate') as PersistedRiskGate | undefined;
+    gateActor = createActor(riskGateMachine, { input: { now: now(), ...(restore ? { restore } : {}) } });
+    gateActor.on(RiskEmitted.GATE_CHANGED, (e: RiskGateChanged) => {
+      store.state.setJson('risk_gate', e.persisted);
+      store.state.set('gate', e.to);
+      log.warn({ from: e.from, to: e.to, reason: e.reason }, 'trading gate changed');
+    });
+    gateActor.start();
+    const unsub = bus.on('signal', (signal) => {
+      const inst = instruments.get(signal.coin);
+      if (!inst) return;
+      const verdict = evaluateSignal(signal, riskContext(signal, inst), riskCfg);
+      if (!verdict.approved) {
+        log.info({ coin: signal.coin, direction: signal.direction, approved: false, reason: verdict.reason, detail: verdict.detail }, 'risk verdict: denied');
+        return;
+      }
+      const o = verdict.order;
+      log.info({ coin: o.coin, direction: o.direction, approved: true, sz: o.sz.toFixed(), px: o.px.toFixed(), notional: o.notional.toFixed(), riskUsd: o.riskUsd.toFixed(), checks: verdict.checks }, 'risk verdict: approved');
+      portfolio.recentOrderTimes.push(now());
+      bus.publish('order.approved', { signal, coin: o.coin, assetId: o.assetId, side: o.side, sz: o.sz, px: o.px, stopPx: o.stopPx, takeProfitPx: o.takeProfitPx });
+    });
+    return () => {
+      unsub();
+      gateActor?.stop();
+      gateActor = undefined;
+    };
+  });
+
+  const orderManagerChild = longLived((fail) => {
+    let stopped = false;
+    let sub: { unsubscribe(): Promise<void> } | undefined;
+    void venue
+      .subscribeUser({
+        onFills: (fills, isSnapshot) => bus.publish('fills', { fills, source: isSnapshot ? 'snapshot' : 'ws' }),
+        onOrderUpdates: (updates) => bus.publish('orderUpdates', updates.map((u) => ({ ...(u.cloid ? { cloid: u.cloid } : {}), oid: u.oid, coin: u.coin, status: u.status, time: u.time }))),
+      })
+      .then((s) => {
+        if (stopped) void s.unsubscribe();
+        else sub = s;
+      })
+      .catch(fail);
+    // REST backstop for fills and the account view: the WebSocket may drop messages silently.
+    const poll = setInterval(() => {
+      void (async () => {
+        try {
+          await refreshAccount();
+          const since = Math.max(0, (store.state.get('last_fill_time') ?? now()) - 60_000);
+          bus.publish('fills', { fills: await venue.fills(since), source: 'rest' });
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'account / fill poll failed');
+        }
+      })();
+    }, 2_000);
+    return () => {
+      stopped = true;
+      clearInterval(poll);
+      void sub?.unsubscribe();
+    };
+  });
+
+  async function drain(reason: string): Promise<void> {
+    log.info({ reason }, 'draining: no new orders');
+    orderManager?.stopAccepting();
+    const clean = await orderManager?.drain(15_000);
+    log.info({ clean }, clean ? 'in-flight orders resolved' : 'drain deadline passed with orders in flight (they resume at next start)');
+    orderManager?.stop();
+  }
+
+  const machine = supervisorMachine.provide({
+    actors: {
+      boot: fromPromise(boot),
+      drain: fromPromise(async ({ input }: { input: { reason: string } }) => drain(input.reason)),
+      marketFeed,
+      strategy,
+      risk,
+      orderManager: orderManagerChild,
+    },
+  });
+  const supervisor = createActor(machine, { input: {} });
+
+  function status() {
+    const snap = supervisor.getSnapshot();
+    return {
+      mode,
+      supervisor: snap.value,
+      children: snap.context.children,
+      gate: gateActor ? gateOf(gateActor.getSnapshot()) : 'halted',
+      venue: { network: cfg.network, url: apiUrl },
+      account,
+      feed: { source: portfolio.feedSource, stale: portfolio.feedStale },
+      equity: portfolio.account?.accountValue.toFixed(),
+      positions: store.positions.all().map((p) => ({ coin: p.coin, szi: p.szi.toFixed(), entryPx: p.entryPx.toFixed(), stage: p.stage, stopCloid: p.stopCloid ?? null })),
+      openOrders: store.orders.open().map((o) => ({ cloid: o.cloid, coin: o.coin, kind: o.kind, side: o.side, sz: o.sz.toFixed(), px: o.px.toFixed(), state: o.state, triggerPx: o.trigger?.triggerPx.toFixed() ?? null })),
+      recentTrades: store.trades.list({ limit: 10 }).map((t) => ({ coin: t.coin, direction: t.direction, sz: t.sz.toFixed(), netPnl: t.netPnl.toFixed(), closedAt: t.closedAt })),
+      lastReconciliation: lastReconcile ?? null,
+    };
+  }
+
+  const ops = await startOpsServer(cfg.httpAddr, { status, ready: () => reconciled && (mode === 'Normal' || mode === 'Degraded') && supervisor.getSnapshot().matches('running') });
+  if (!store.modes.current()) store.modes.append({ time: now(), to: mode, reason: 'first start' });
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let closing = false;
+  async function shutdown(code: number) {
+    if (closing) return;
+    closing = true;
+    await venue.close().catch(() => {});
+    await ops.close();
+    store.close();
+    await closeSim?.();
+    resolveDone(code);
+  }
+  supervisor.subscribe({
+    next: (snap) => {
+      if (snap.status === 'done') {
+        const failed = snap.value === 'failed';
+        if (failed) log.fatal({ error: snap.context.bootError }, 'boot failed');
+        else log.info('stopped');
+        void shutdown(failed ? 1 : 0);
+      } else if (snap.value === 'escalated') {
+        orderManager?.stopAccepting();
+        log.fatal({ reason: snap.context.escalation, children: snap.context.children }, 'supervisor escalated: a child keeps failing; trading stopped');
+      }
+    },
+    error: (e) => {
+      log.fatal({ err: e }, 'supervisor crashed');
+      void shutdown(1);
+    },
+  });
+  supervisor.start();
+
+  return {
+    done,
+    ops,
+    store,
+    venue,
+    apiUrl,
+    account,
+    status,
+    stop: async (reason: string) => {
+      supervisor.send({ type: SupervisorEvents.STOP, reason });
+      return done;
+    },
+  };
+}
+
+export { RiskEvents };
