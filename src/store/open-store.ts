@@ -10,6 +10,8 @@
  * - Migrations run at open, in name order, inside one BEGIN IMMEDIATE transaction together with
  *   the creation of the runtime prefix and cloid counter: a crash mid-migration leaves the old
  *   schema, and two processes opening at once do not race.
+ * - No better-sqlite3 object the store creates is ever garbage-collected (native-lifetime.ts):
+ *   on Node 24.21 that would abort the process.
  * - Every repository call is synchronous (see sync-executor.ts); `transaction(fn)` groups them.
  *   `db` (Kysely, async) is for ad hoc reads: do not hold a Kysely transaction across awaits,
  *   since a synchronous write in between would fall into it (intent commits refuse to).
@@ -17,13 +19,14 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { migrationProvider } from '../../migrations/index.ts';
 import { AuditRepository } from './audit-repository.ts';
 import { EquityRepository } from './equity-repository.ts';
 import { StoreError } from './errors.ts';
 import { FillRepository } from './fill-repository.ts';
+import { openRetainedDatabase } from './native-lifetime.ts';
 import { ModeRepository } from './mode-repository.ts';
 import { CLOID_COUNTER_KEY, OrderRepository, RUNTIME_PREFIX_KEY } from './order-repository.ts';
 import { PositionRepository } from './position-repository.ts';
@@ -77,7 +80,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const busy = opts.busyTimeoutMs ?? 5000;
   if (opts.path !== ':memory:') prepareFiles(opts.path);
 
-  const raw = new BetterSqlite3(opts.path, { timeout: busy });
+  const raw = openRetainedDatabase(opts.path, { timeout: busy });
   try {
     const journal = raw.pragma('journal_mode = WAL', { simple: true });
     if (opts.path !== ':memory:' && journal !== 'wal') throw new StoreError('migration', `could not enable WAL (journal_mode is ${String(journal)})`);
@@ -89,7 +92,8 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     throw e;
   }
 
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  const exec = new SyncExecutor(raw);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: exec.kyselyDatabase() }) });
   let prefix: string;
   try {
     prefix = await migrate(raw, db, clock, opts.newRuntimePrefix ?? (() => randomBytes(4).toString('hex')));
@@ -98,7 +102,6 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     throw e instanceof StoreError ? e : new StoreError('migration', `opening ${opts.path} failed: ${(e as Error).message}`, undefined, { cause: e });
   }
 
-  const exec = new SyncExecutor(raw);
   const deps = { raw, db, exec, clock };
   return {
     path: opts.path,

@@ -5,9 +5,13 @@
  * Why not Kysely's own (async) execution: every repository call then finishes before it returns,
  * so several calls compose into one atomic `store.transaction(() => …)`, and no await ever leaves a
  * transaction open on the single connection for an unrelated write to fall into.
+ *
+ * The statement cache is also what Kysely's own driver prepares through (`kyselyDatabase`):
+ * statements are never dropped, because a collected better-sqlite3 statement can abort the
+ * process (see native-lifetime.ts); distinct SQL texts are a small fixed set.
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Compilable } from 'kysely';
+import type { Compilable, SqliteDatabase } from 'kysely';
 
 export interface RunResult {
   readonly changes: number;
@@ -41,12 +45,20 @@ export class SyncExecutor {
     return { changes: r.changes, lastInsertRowid: Number(r.lastInsertRowid) };
   }
 
+  /** The connection as Kysely's SqliteDialect sees it: same cache, same statements. */
+  kyselyDatabase(): SqliteDatabase {
+    return {
+      prepare: (sql) => this.#statement(sql),
+      close: () => {
+        if (this.#raw.open) this.#raw.close();
+      },
+    };
+  }
+
   #statement(sql: string): BetterSqlite3.Statement {
     let s = this.#statements.get(sql);
     if (s === undefined) {
       s = this.#raw.prepare(sql);
-      // Queries built with `in (...)` lists vary in SQL text; bound the cache rather than grow forever.
-      if (this.#statements.size >= 500) this.#statements.clear();
       this.#statements.set(sql, s);
     }
     return s;
