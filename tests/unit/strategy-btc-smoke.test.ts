@@ -33,6 +33,10 @@ describe('enhanced-macd defaults on the bundled BTC day', () => {
     expect(out.length).toBeLessThanOrEqual(48);
     expect(out.some((s) => s.direction === 'long')).toBe(true);
     expect(out.some((s) => s.direction === 'short')).toBe(true);
+    // Paper mode replays from a history offset: with 200 history bars (≥ warmupBars) the first
+    // live signal comes within the first live hour, i.e. within a minute of wall time at 60×.
+    const firstLive = out.find((s) => s.time >= candles[200]!.t);
+    expect(firstLive!.time - candles[200]!.t).toBeLessThan(60 * 60_000);
     const hours = new Set(out.map((s) => Math.floor((s.time - candles[0]!.t) / 3_600_000)));
     expect(hours.size).toBeGreaterThanOrEqual(8);
     const nominal = ENHANCED_MACD_DEFAULTS.atrTpMult / ENHANCED_MACD_DEFAULTS.atrStopMult;

@@ -175,8 +175,13 @@ describe('each filter alone blocks a signal', () => {
     expect(at(steps).signal).toBeUndefined();
   });
 
-  it('volume: a higher multiplier', () => {
+  it('volume: a higher multiplier; the bar is measured against the PREVIOUS volumePeriod bars', () => {
     expect(at(run(make({ volumeMult: 3 }), trend('up'))).blockedBy).toEqual(['volume']);
+    const candles = trend('up');
+    const prev = candles.slice(first.i - 20, first.i).reduce((a, c) => a + c.v, 0) / 20;
+    const ratio = candles[first.i]!.v / prev;
+    expect(at(run(make({ volumeMult: ratio * (1 - 1e-9) }), candles)).blockedBy).toEqual([]);
+    expect(at(run(make({ volumeMult: ratio * (1 + 1e-9) }), candles)).blockedBy).toEqual(['volume']);
   });
 
   it('ATR: below minAtrPct, and above maxAtrPct', () => {
