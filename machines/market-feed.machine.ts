@@ -5,6 +5,7 @@
  *   connecting ──ws message──▶ streaming ◀──ws up ≥ recoverAfterMs and delivering── polling
  *       └──connectTimeout──▶ polling ◀──ws down, or no ws message for staleAfterMs── streaming
  *   polling.fresh ──no accepted message on either path for bothSilentMs──▶ polling.stale
+ *   streaming.backfill: idle ⇄ running (REST poller) while a series is `behind`
  *
  * Invariants:
  *  - Each closed bar of a (coin, interval) is emitted exactly once, whichever path delivered it:
@@ -14,6 +15,9 @@
  *  - A mid or candle close more than `badTickPct` away from the last accepted value is held back
  *    until `badTickConfirmations` consecutive messages agree on the new level; held candles are
  *    replayed on confirmation, so a genuine jump loses no bar.
+ *  - No bar is skipped: a WebSocket bar more than one interval past the newest known bar is held
+ *    back and the series marked `behind`; REST (the poller, also invoked while streaming for
+ *    that purpose) fills in, and is the authority for gaps the venue really has.
  *  - Pure: inputs arrive as events from the `marketStream` and `marketPoll` callback actors (the
  *    supervisor provides them; src/venue/feed-actors.ts has the real ones); time comes from
  *    XState's clock for delays and from the events' receive times (`at`) for everything else.
@@ -21,7 +25,7 @@
  * Accepted events: FEED_INPUT (src/venue/feed-port.ts), re-exported as MARKET_FEED_EVENTS.
  * Emitted: MARKET_FEED_EMITTED.
  */
-import { assign, enqueueActions, fromCallback, setup, type ActorRefFrom } from 'xstate';
+import { assign, enqueueActions, fromCallback, not, setup, type ActorRefFrom } from 'xstate';
 import { z } from 'zod';
 import { Decimal } from '../src/domain/decimal.ts';
 import type { Candle, Coin } from '../src/domain/types.ts';
@@ -42,6 +46,8 @@ export const MARKET_FEED_EMITTED = {
 export const MARKET_FEED_ACTORS = {
   stream: 'marketStream',
   poll: 'marketPoll',
+  /** The same REST actor, invoked while streaming to fill a gap the WebSocket left. */
+  backfill: 'marketBackfill',
 } as const;
 
 export type FeedPath = 'none' | 'ws' | 'rest';
@@ -102,6 +108,10 @@ export interface MarketFeedContext {
   readonly closes: Readonly<Record<string, TickTrack>>;
   readonly droppedTicks: number;
   readonly closedBars: number;
+  /** Series whose WebSocket bar skipped ahead of the last known bar: REST backfills them. */
+  readonly behind: Readonly<Record<string, true>>;
+  /** WebSocket bars held back because they would have skipped a bar. */
+  readonly gapHeld: number;
   readonly lastError: string | undefined;
 }
 
@@ -129,6 +139,15 @@ function addBar(track: CandleTrack | undefined, c: Candle): { track: CandleTrack
   if (p === undefined || c.t === p.t) return { track: { ...t, pending: { ...c, closed: false } } };
   if (c.t < p.t) return { track: t };
   return { track: { pending: { ...c, closed: false }, lastClosedT: p.t }, closed: { ...p, closed: true } };
+}
+
+/** Whether `c` is more than one interval after the series' newest known bar. */
+function skipsBar(track: CandleTrack | undefined, ticks: TickTrack | undefined, c: Candle): boolean {
+  // Bars held by the bad-tick filter count as known: they are replayed once confirmed.
+  const held = ticks?.suspect?.held;
+  const latest = Math.max(track?.pending?.t ?? -Infinity, track?.lastClosedT ?? -Infinity, held && held.length > 0 ? held[held.length - 1]!.t : -Infinity);
+  if (!Number.isFinite(latest)) return false;
+  return c.t > latest + (intervalMs(c.interval) ?? Infinity);
 }
 
 /** Whether a bar would change its series (not a duplicate of something already closed or older). */
@@ -173,13 +192,24 @@ function ingestCandles(ctx: MarketFeedContext, e: Extract<FeedInputEvent, { type
     list.push(c);
     bySeries.set(k, list);
   }
+  const behind = { ...ctx.behind };
+  let gapHeld = 0;
   for (const [k, list] of bySeries) {
     list.sort((a, b) => a.t - b.t);
+    // REST answers with every bar since the last one we know: it is the authority that closes
+    // gaps (also genuine ones, when the venue printed no bar).
+    if (e.source === 'rest') delete behind[k];
     // A series seen for the first time starts at its newest bar: older ones are history the
     // strategy loads on its own, not bars that closed while we watched.
     const fresh = candles[k] === undefined ? list.slice(-1) : list;
     for (const c of fresh) {
       if (!isLive(candles[k], c)) continue;
+      if (e.source === 'ws' && skipsBar(candles[k], closes[k], c)) {
+        // Closing the pending bar now would lose the bars in between: hold, let REST fill in.
+        behind[k] = true;
+        gapHeld++;
+        continue;
+      }
       const r = checkTick(closes[k], new Decimal(c.c), ctx.config, c);
       closes[k] = r.track;
       let toAdd: readonly Candle[];
@@ -194,7 +224,7 @@ function ingestCandles(ctx: MarketFeedContext, e: Extract<FeedInputEvent, { type
       }
     }
   }
-  return { patch: { candles, closes, droppedTicks: ctx.droppedTicks + dropped, closedBars: ctx.closedBars + emitted.length }, emitted };
+  return { patch: { candles, closes, behind, gapHeld: ctx.gapHeld + gapHeld, droppedTicks: ctx.droppedTicks + dropped, closedBars: ctx.closedBars + emitted.length }, emitted };
 }
 
 /** Closes every pending bar whose close time plus the grace is behind the feed's clock. */
@@ -231,7 +261,18 @@ function ingest(ctx: MarketFeedContext, e: FeedInputEvent): Ingested {
   if (e.type === FEED_INPUT.mids) apply(ingestMids(c, e));
   else if (e.type === FEED_INPUT.candles) apply(ingestCandles(c, e));
   apply(closeDue(c, now, e.source));
-  const patch: Partial<MarketFeedContext> = { now: c.now, lastWsAt: c.lastWsAt, lastRestAt: c.lastRestAt, mids: c.mids, closes: c.closes, candles: c.candles, droppedTicks: c.droppedTicks, closedBars: c.closedBars };
+  const patch: Partial<MarketFeedContext> = {
+    now: c.now,
+    lastWsAt: c.lastWsAt,
+    lastRestAt: c.lastRestAt,
+    mids: c.mids,
+    closes: c.closes,
+    candles: c.candles,
+    behind: c.behind,
+    gapHeld: c.gapHeld,
+    droppedTicks: c.droppedTicks,
+    closedBars: c.closedBars,
+  };
   return { patch, emitted };
 }
 
@@ -244,8 +285,12 @@ function sinceOf(ctx: MarketFeedContext): Record<string, number> {
   return out;
 }
 
+function pollInput(ctx: MarketFeedContext): MarketPollInput {
+  return { coins: ctx.config.coins, intervals: ctx.config.intervals, pollIntervalMs: ctx.config.pollIntervalMs, since: sinceOf(ctx) };
+}
+
 export function initialMarketFeedContext(config: MarketFeedConfig): MarketFeedContext {
-  return { config, wsUp: false, wsUpSince: undefined, lastWsAt: undefined, lastRestAt: undefined, now: 0, path: 'none', stale: false, candles: {}, mids: {}, closes: {}, droppedTicks: 0, closedBars: 0, lastError: undefined };
+  return { config, wsUp: false, wsUpSince: undefined, lastWsAt: undefined, lastRestAt: undefined, now: 0, path: 'none', stale: false, candles: {}, mids: {}, closes: {}, droppedTicks: 0, closedBars: 0, behind: {}, gapHeld: 0, lastError: undefined };
 }
 
 // ── the machine ───────────────────────────────────────────────────────────────────────────
@@ -270,6 +315,7 @@ export const marketFeedMachine = setup({
   guards: {
     isWsData: ({ event }) => isData(event) && event.source === 'ws',
     isDown: ({ event }) => event.type === FEED_INPUT.connection && event.state === 'down',
+    needsBackfill: ({ context }) => Object.keys(context.behind).length > 0,
     /** The socket has stayed up for `recoverAfterMs` and this message came over it. */
     wsRecovered: ({ context, event }) =>
       isData(event) && event.source === 'ws' && context.wsUp && context.wsUpSince !== undefined && event.at - context.wsUpSince >= context.config.recoverAfterMs,
@@ -326,18 +372,33 @@ export const marketFeedMachine = setup({
       },
     },
     streaming: {
-      initial: 'live',
+      type: 'parallel',
       states: {
-        live: {
-          after: { staleAfter: { target: '#marketFeed.polling', actions: { type: 'switchPath', params: { to: 'rest', reason: 'ws_silent' } } } },
+        watch: {
+          initial: 'live',
+          states: {
+            live: {
+              after: { staleAfter: { target: '#marketFeed.polling', actions: { type: 'switchPath', params: { to: 'rest', reason: 'ws_silent' } } } },
+            },
+          },
+        },
+        backfill: {
+          initial: 'idle',
+          states: {
+            idle: { always: { guard: 'needsBackfill', target: 'running' } },
+            running: {
+              invoke: { src: 'marketPoll', id: MARKET_FEED_ACTORS.backfill, input: ({ context }) => pollInput(context) },
+              always: { guard: not('needsBackfill'), target: 'idle' },
+            },
+          },
         },
       },
       on: {
-        // Every WebSocket message re-arms the silence timer by re-entering `live`.
-        [FEED_INPUT.mids]: [{ guard: 'isWsData', target: '.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.candles]: [{ guard: 'isWsData', target: '.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.trades]: [{ guard: 'isWsData', target: '.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.book]: [{ guard: 'isWsData', target: '.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
+        // Every WebSocket message re-arms the silence timer by re-entering `watch.live`.
+        [FEED_INPUT.mids]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
+        [FEED_INPUT.candles]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
+        [FEED_INPUT.trades]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
+        [FEED_INPUT.book]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
         [FEED_INPUT.connection]: [
           { guard: 'isDown', target: 'polling', actions: ['setConnection', { type: 'switchPath', params: { to: 'rest', reason: 'ws_down' } }] },
           { actions: 'setConnection' },
@@ -348,7 +409,7 @@ export const marketFeedMachine = setup({
       invoke: {
         src: 'marketPoll',
         id: MARKET_FEED_ACTORS.poll,
-        input: ({ context }) => ({ coins: context.config.coins, intervals: context.config.intervals, pollIntervalMs: context.config.pollIntervalMs, since: sinceOf(context) }),
+        input: ({ context }) => pollInput(context),
       },
       initial: 'fresh',
       states: {

@@ -7,9 +7,10 @@ import { createActor, fromCallback, SimulatedClock } from 'xstate';
 import { dec } from '../../src/domain/decimal.ts';
 import type { Candle } from '../../src/domain/types.ts';
 import { MARKET_FEED_EMITTED, MARKET_FEED_EVENTS as IN, marketFeedMachine, MarketFeedConfigSchema, type MarketFeedConfigInput, type MarketFeedEmitted } from '../../machines/market-feed.machine.ts';
-import type { FeedInputEvent, FeedSource, MarketPollInput } from '../../src/venue/feed-port.ts';
+import type { FeedInputEvent, FeedSource, MarketPollInput, MarketStreamInput } from '../../src/venue/feed-port.ts';
 
 const MIN = 60_000;
+const STREAMING = { streaming: { watch: 'live', backfill: 'idle' } };
 
 function candle(t: number, c: number, extra: Partial<Candle> = {}): Candle {
   return { coin: 'BTC', interval: '1m', t, T: t + MIN - 1, o: c, h: c + 1, l: c - 1, c, v: 1, closed: false, ...extra };
@@ -17,12 +18,12 @@ function candle(t: number, c: number, extra: Partial<Candle> = {}): Candle {
 
 function rig(config: Partial<MarketFeedConfigInput> = {}) {
   const clock = new SimulatedClock();
-  const polls: { input: MarketPollInput; stopped: boolean }[] = [];
+  const polls: { input: MarketPollInput; stopped: boolean; send: (e: FeedInputEvent) => void }[] = [];
   const machine = marketFeedMachine.provide({
     actors: {
-      marketStream: fromCallback<FeedInputEvent, { coins: readonly string[] }>(() => () => {}),
-      marketPoll: fromCallback<FeedInputEvent, MarketPollInput>(({ input }) => {
-        const p = { input, stopped: false };
+      marketStream: fromCallback<FeedInputEvent, MarketStreamInput>(() => () => {}),
+      marketPoll: fromCallback<FeedInputEvent, MarketPollInput>(({ input, sendBack }) => {
+        const p = { input, stopped: false, send: sendBack };
         polls.push(p);
         return () => {
           p.stopped = true;
@@ -69,7 +70,7 @@ describe('paths', () => {
     expect(r.state()).toBe('connecting');
     r.conn('up');
     r.mids('ws', { BTC: 100 });
-    expect(r.state()).toEqual({ streaming: 'live' });
+    expect(r.state()).toEqual(STREAMING);
     expect(r.sources()).toEqual(['none->ws']);
   });
 
@@ -90,9 +91,9 @@ describe('paths', () => {
       r.advance(4_000);
       r.mids('ws', { BTC: 100 });
     }
-    expect(r.state()).toEqual({ streaming: 'live' });
+    expect(r.state()).toEqual(STREAMING);
     r.advance(4_999);
-    expect(r.state()).toEqual({ streaming: 'live' });
+    expect(r.state()).toEqual(STREAMING);
     r.advance(2);
     expect(r.state()).toEqual({ polling: 'fresh' });
     expect(r.sources()).toEqual(['none->ws', 'ws->rest']);
@@ -125,7 +126,7 @@ describe('paths', () => {
     expect(r.state()).toEqual({ polling: 'fresh' });
     r.advance(1);
     r.mids('ws', { BTC: 100 });
-    expect(r.state()).toEqual({ streaming: 'live' });
+    expect(r.state()).toEqual(STREAMING);
     expect(r.polls[0]!.stopped).toBe(true);
     expect(r.sources()).toEqual(['none->ws', 'ws->rest', 'rest->ws']);
   });
@@ -182,13 +183,37 @@ describe('candles', () => {
     r.advance(1_000);
     r.candles('ws', [candle(3 * MIN, 103.5)]);
     r.candles('ws', [candle(4 * MIN, 104)]);
-    expect(r.state()).toEqual({ streaming: 'live' });
+    expect(r.state()).toEqual(STREAMING);
     const closed = r.closed();
     expect(closed.map((c) => c.t)).toEqual([0, MIN, 2 * MIN, 3 * MIN]);
     expect(closed.map((c) => c.c)).toEqual([100, 101.5, 102.5, 103.5]);
     expect(closed.every((c) => c.closed)).toBe(true);
     const sources = r.emitted.filter((e) => e.type === 'feed.candleClosed').map((e) => (e as { source: string }).source);
     expect(sources).toEqual(['ws', 'rest', 'rest', 'ws']);
+  });
+
+  it('holds a WebSocket bar that skips ahead, backfills by REST while streaming, and loses no bar', () => {
+    const r = rig();
+    r.conn('up');
+    r.candles('ws', [candle(0, 100)]);
+    r.candles('ws', [candle(MIN, 101)]);
+    expect(r.polls).toHaveLength(0);
+    r.candles('ws', [candle(3 * MIN, 103)]); // bar 2·MIN never came over the socket
+    expect(r.closed().map((c) => c.t)).toEqual([0]);
+    expect(r.actor.getSnapshot().value).toEqual({ streaming: { watch: 'live', backfill: 'running' } });
+    expect(r.polls).toHaveLength(1);
+    expect(r.polls[0]!.input.since).toEqual({ 'BTC|1m': MIN });
+    r.polls[0]!.send({ type: IN.candles, source: 'rest', candles: [candle(MIN, 101.5), candle(2 * MIN, 102), candle(3 * MIN, 103)], at: r.clock.now() });
+    expect(r.actor.getSnapshot().value).toEqual(STREAMING);
+    expect(r.polls[0]!.stopped).toBe(true);
+    r.candles('ws', [candle(4 * MIN, 104)]);
+    expect(r.closed().map((c) => [c.t, c.c])).toEqual([
+      [0, 100],
+      [MIN, 101.5],
+      [2 * MIN, 102],
+      [3 * MIN, 103],
+    ]);
+    expect(r.actor.getSnapshot().context.gapHeld).toBe(1);
   });
 
   it('starts a series seen first by REST at its newest bar, without replaying history', () => {
@@ -230,7 +255,7 @@ describe('bad ticks', () => {
     r.conn('up');
     r.mids('ws', { BTC: 100, ETH: 10 });
     r.mids('ws', { BTC: 150, ETH: 10.5 });
-    const mids = () => r.emitted.filter((e) => e.type === MARKET_FEED_EMITTED.mids).map((e) => Object.fromEntries([...(e as { mids: Map<string, { toString(): string }> }).mids].map(([k, v]) => [k, v.toString()])));
+    const mids = () => r.emitted.filter((e) => e.type === MARKET_FEED_EMITTED.mids).map((e) => Object.fromEntries([...(e as Extract<MarketFeedEmitted, { type: 'feed.mids' }>).mids].map(([k, v]) => [k, v.toString()])));
     expect(mids()).toEqual([{ BTC: '100', ETH: '10' }, { ETH: '10.5' }]);
     r.mids('ws', { BTC: 109 }); // within 10 %: accepted, clears the suspect
     r.mids('ws', { BTC: 150 });
