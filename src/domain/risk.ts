@@ -359,7 +359,7 @@ export function evaluateSignal(signal: Signal, ctx: RiskContext, cfg: RiskConfig
 
   const margin = notional.div(maxLeverage);
   const usage = ctx.marginUsed.plus(margin).div(ctx.equity);
-  if (usage.gt(cfg.maxMarginUsage)) return deny('margin_usage', `margin usage would be ${fmt(usage.times(HUNDRED), 2)} %; limit ${cfg.maxMarginUsage * 100} %`);
+  if (usage.gt(cfg.maxMarginUsage)) return deny('margin_usage', `margin usage would be ${fmt(usage.times(HUNDRED), 2)} %; limit ${fmt(new Decimal(cfg.maxMarginUsage).times(HUNDRED), 2)} %`);
   checks.push('margin_usage');
 
   const order: ProposedOrder = {

@@ -148,6 +148,11 @@ describe('risk properties', () => {
         expect(isValidSize(o.sz, szDec)).toBe(true);
         for (const px of [o.px, o.stopPx, o.takeProfitPx]) expect(isValidPrice(px, szDec)).toBe(true);
         expect(o.side).toBe(long ? 'buy' : 'sell');
+        // Rounding directions: entry against us, stop never tighter and target never further than asked.
+        const slipped = mark.times(pct(cfg.entrySlippagePct).times(long ? 1 : -1).plus(1));
+        expect(long ? o.px.gte(slipped) : o.px.lte(slipped)).toBe(true);
+        expect(long ? o.stopPx.lte(signal.stopPx) : o.stopPx.gte(signal.stopPx)).toBe(true);
+        expect(long ? o.takeProfitPx.lte(signal.takeProfitPx) : o.takeProfitPx.gte(signal.takeProfitPx)).toBe(true);
         // Price sanity: the signal and the order's own price.
         expect(signal.refPx.minus(mark).abs().div(mark).lte(pct(cfg.maxPriceDeviationPct))).toBe(true);
         expect(o.px.minus(mark).abs().div(mark).lte(pct(cfg.maxPriceDeviationPct))).toBe(true);
