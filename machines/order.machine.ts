@@ -303,7 +303,8 @@ export function observePlaced(ctx: OrderContext, result: PlaceResult): Patch {
       const overfill = result.totalSz.gt(ctx.intent.sz);
       const s = settle(ctx, { oid: result.oid, venueFilledSz: maxDec(ctx.venueFilledSz, result.totalSz), venueAvgPx: result.avgPx });
       const complete = s.filledSz!.gte(ctx.intent.sz);
-      const next: OrderState = complete ? 'filled' : ctx.intent.tif === 'Ioc' ? 'cancelled' : 'partially_filled';
+      // An Ioc's unfilled remainder is cancelled by the venue; any other order may keep resting.
+      const next: OrderState = complete ? 'filled' : ctx.intent.tif === 'Ioc' ? 'cancelled' : liveState(s.filledSz!, ctx.intent);
       return { ...s, next, ...(overfill ? { error: `venue reports ${result.totalSz.toFixed()} filled of ${ctx.intent.sz.toFixed()}` } : {}) };
     }
     case 'rejected':
