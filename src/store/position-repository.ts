@@ -2,8 +2,8 @@
  * Positions keel manages, one row per coin, with their protective state (stop and take-profit
  * cloids, stage, R unit, trailing settings) so protection can be re-armed after a crash.
  *
- * Invariants: `upsert` replaces the whole row (no partial merges to reason about); a flat
- * position is removed, not kept at size zero.
+ * Invariants: `upsert` replaces the whole row (no partial merges to reason about). A row at
+ * size zero is a planned position (its entry not filled yet); a closed position is removed.
  */
 import type { Kysely } from 'kysely';
 import type { Coin } from '../domain/types.ts';
@@ -25,7 +25,7 @@ export class PositionRepository {
 
   /** Inserts or replaces the position of `p.coin`. `updatedAt` defaults to the store's clock. */
   upsert(p: Omit<PositionRecord, 'updatedAt'> & { readonly updatedAt?: number }): void {
-    if (p.szi.isZero()) throw new StoreError('invalid_input', `position ${p.coin} is flat: remove it instead`);
+    if (p.coin.length === 0) throw new StoreError('invalid_input', 'position without a coin');
     const row: PositionsTable = {
       coin: p.coin,
       szi: decToDb(p.szi),

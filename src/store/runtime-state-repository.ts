@@ -22,7 +22,7 @@ const SCHEMAS: { readonly [K in RuntimeStateKey]: z.ZodType<RuntimeStateValues[K
   gate: z.enum(['active', 'reducing', 'halted']),
   paused: z.boolean(),
   last_fill_time: z.number().int().nonnegative(),
-  day_start: z.object({ time: z.number().int(), equity: WIRE_DECIMAL }),
+  day_start: z.object({ day: z.number().int(), equity: WIRE_DECIMAL }),
   peak_equity: WIRE_DECIMAL,
   last_reconciliation: z.object({ time: z.number().int(), clean: z.boolean(), summary: z.string() }),
 };
@@ -61,9 +61,13 @@ export class RuntimeStateRepository {
     return row === undefined ? undefined : jsonFromDb(row.value, `runtime_state.${key}`);
   }
 
-  /** Any key other than the reserved cloid keys. */
+  /** Any key other than the reserved cloid keys; a typed key is validated as `set` would. */
   setJson(key: string, value: unknown, time?: number): void {
     if (RESERVED.has(key)) throw new StoreError('invalid_input', `runtime_state.${key} is managed by the order repository`);
+    if (Object.hasOwn(SCHEMAS, key)) {
+      const parsed = SCHEMAS[key as RuntimeStateKey].safeParse(value);
+      if (!parsed.success) throw new StoreError('invalid_input', `runtime_state.${key}: ${parsed.error.message}`, value);
+    }
     const row = { key, value: jsonToDb(value), updated_at: time ?? this.#clock() };
     this.#exec.run(this.#db.insertInto('runtime_state').values(row).onConflict((oc) => oc.column('key').doUpdateSet({ value: row.value, updated_at: row.updated_at })));
   }

@@ -83,6 +83,8 @@ export interface TradesTable {
   closed_at: number;
   entry_cloid: string | null;
   exit_cloid: string | null;
+  exit_tid: number | null;
+  exit_oid: number | null;
 }
 
 export interface EquitySnapshotsTable {
@@ -183,7 +185,10 @@ export interface TrailingStop {
   readonly extremePx?: Decimal;
 }
 
-/** keel's view of a position it manages, with its protective state. */
+/**
+ * keel's view of a position it manages, with its protective state. A row with `szi` zero is a
+ * planned position: written with the entry intent (stop, target, R) before the entry fills.
+ */
 export interface PositionRecord {
   readonly coin: Coin;
   /** Signed size: + long, − short. */
@@ -218,6 +223,8 @@ export interface TradeRecord {
   readonly closedAt: number;
   readonly entryCloid?: Cloid;
   readonly exitCloid?: Cloid;
+  /** The exit fill that realised it: recording the same fill's trade twice is a no-op. */
+  readonly exitFill?: { readonly tid: number; readonly oid: number };
 }
 export type NewTrade = Omit<TradeRecord, 'id'>;
 
@@ -257,8 +264,8 @@ export interface RuntimeStateValues {
   paused: boolean;
   /** Newest fill time applied: the REST backfill starts here after a restart. */
   last_fill_time: number;
-  /** Equity at the start of the trading day (wire decimal) and that day's start (ms). */
-  day_start: { readonly time: number; readonly equity: string };
+  /** The trading day's start (ms, UTC midnight) and the equity then (wire decimal). */
+  day_start: { readonly day: number; readonly equity: string };
   /** Highest account value seen (wire decimal): drawdown is measured from it. */
   peak_equity: string;
   /** Last reconciliation outcome, for `keel status`. */

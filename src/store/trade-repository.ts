@@ -1,8 +1,9 @@
 /**
  * Closed round trips with their PnL (computed by src/domain/pnl.ts, fees included).
  *
- * Invariants: a close identified by (entryCloid, exitCloid) is recorded once, so replaying it
- * after a crash is a no-op; the stored PnL is exactly what the caller computed (wire TEXT).
+ * Invariants: a trade carrying its exit fill (tid, oid) is recorded once per fill, so replaying
+ * that fill after a crash is a no-op (migration 0002); the stored PnL is exactly what the caller
+ * computed (wire TEXT).
  */
 import type { Kysely, Selectable } from 'kysely';
 import { ZERO, type Decimal } from '../domain/decimal.ts';
@@ -22,7 +23,7 @@ export class TradeRepository {
     this.#exec = deps.exec;
   }
 
-  /** Records a closed trade; `{ inserted: false }` when this (entryCloid, exitCloid) is already recorded. */
+  /** Records a closed trade; `{ inserted: false }` when its exit fill's trade is already recorded. */
   insert(t: NewTrade): TradeInsertResult {
     const r = this.#exec.run(
       this.#db
@@ -40,8 +41,10 @@ export class TradeRepository {
           closed_at: t.closedAt,
           entry_cloid: t.entryCloid ?? null,
           exit_cloid: t.exitCloid ?? null,
+          exit_tid: t.exitFill?.tid ?? null,
+          exit_oid: t.exitFill?.oid ?? null,
         })
-        .onConflict((oc) => oc.columns(['entry_cloid', 'exit_cloid']).where('entry_cloid', 'is not', null).where('exit_cloid', 'is not', null).doNothing()),
+        .onConflict((oc) => oc.columns(['exit_tid', 'exit_oid']).where('exit_tid', 'is not', null).where('exit_oid', 'is not', null).doNothing()),
     );
     return r.changes === 1 ? { inserted: true, id: r.lastInsertRowid } : { inserted: false };
   }
@@ -78,5 +81,6 @@ export function tradeFromRow(row: Selectable<TradesTable>): TradeRecord {
     closedAt: row.closed_at,
     entryCloid: undefIfNull(row.entry_cloid),
     exitCloid: undefIfNull(row.exit_cloid),
+    exitFill: row.exit_tid === null || row.exit_oid === null ? undefined : { tid: row.exit_tid, oid: row.exit_oid },
   };
 }

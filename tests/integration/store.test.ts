@@ -46,12 +46,12 @@ describe('opening', () => {
     const tables = (s1.raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['audit_log', 'equity_snapshots', 'fills', 'mode_transitions', 'orders', 'positions', 'runtime_state', 'trades']));
     const migrations = () => (s1.raw.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((r) => r.name);
-    expect(migrations()).toEqual(['0001_initial']);
+    expect(migrations()).toEqual(['0001_initial', '0002_trade_exit_fill']);
     const first = s1.orders.commitIntent(intent());
     s1.close();
 
     const s2 = await open(file);
-    expect((s2.raw.prepare('SELECT name FROM kysely_migration').all() as unknown[]).length).toBe(1);
+    expect((s2.raw.prepare('SELECT name FROM kysely_migration').all() as unknown[]).length).toBe(2);
     expect(s2.orders.byCloid(first.cloid)?.coin).toBe('BTC');
     expect(s2.raw.pragma('integrity_check', { simple: true })).toBe('ok');
   });
@@ -257,20 +257,29 @@ describe('positions, trades, equity, state, modes, audit', () => {
       ['BTC', '0.005'],
       ['ETH', '-2'],
     ]);
-    expect(() => s.positions.upsert({ ...p, szi: dec('0') })).toThrow(/flat/);
+    expect(() => s.positions.upsert({ ...p, coin: '' })).toThrow(StoreError);
+    // A planned position (entry not filled yet) is a zero-size row carrying the protection plan.
+    s.positions.upsert({ coin: 'SOL', szi: dec('0'), entryPx: dec('0'), entryCloid: entry, entryFees: dec('0'), stage: 'unprotected', tpCloids: [], initialStopPx: dec('140'), rUnit: dec('10') });
+    expect(s.positions.get('SOL')?.szi.isZero()).toBe(true);
+    expect(s.positions.get('SOL')?.initialStopPx?.toFixed()).toBe('140');
     expect(s.positions.remove('ETH')).toBe(true);
     expect(s.positions.remove('ETH')).toBe(false);
     expect(s.positions.get('ETH')).toBeUndefined();
   });
 
-  it('trades: insert, list, realized PnL since a time; the same close twice is one trade', async () => {
+  it('trades: insert, list, realized PnL since a time; the same exit fill twice is one trade', async () => {
     const s = await open();
     const base = { coin: 'BTC', direction: 'long' as const, sz: dec('0.5'), entryPx: dec('60000'), exitPx: dec('61000'), grossPnl: dec('500'), fees: dec('27.225'), netPnl: dec('472.775'), openedAt: 100, closedAt: 200 };
-    const r1 = s.trades.insert({ ...base, entryCloid: `0x${'a'.repeat(32)}`, exitCloid: `0x${'b'.repeat(32)}` });
+    const ids = { entryCloid: `0x${'a'.repeat(32)}`, exitCloid: `0x${'b'.repeat(32)}` };
+    const r1 = s.trades.insert({ ...base, ...ids, exitFill: { tid: 7, oid: 70 } });
     expect(r1.inserted).toBe(true);
-    expect(s.trades.insert({ ...base, entryCloid: `0x${'a'.repeat(32)}`, exitCloid: `0x${'b'.repeat(32)}` })).toEqual({ inserted: false });
+    expect(s.trades.insert({ ...base, ...ids, exitFill: { tid: 7, oid: 70 } })).toEqual({ inserted: false });
     s.trades.insert({ ...base, coin: 'ETH', direction: 'short', netPnl: dec('-100.5'), closedAt: 300 });
     expect(s.trades.list().map((x) => x.coin)).toEqual(['BTC', 'ETH']);
+    expect(s.trades.list()[0]).toMatchObject({ ...ids, exitFill: { tid: 7, oid: 70 } });
+    // One exit order filling in two pieces realises two trades (same cloids, different fills).
+    expect(s.trades.insert({ ...base, ...ids, netPnl: dec('0'), closedAt: 201, exitFill: { tid: 8, oid: 70 } }).inserted).toBe(true);
+    expect(s.trades.list({ coin: 'BTC' }).length).toBe(2);
     expect(s.trades.list({ coin: 'ETH' })[0]).toMatchObject({ direction: 'short', closedAt: 300 });
     expect(s.trades.list()[0]!.fees.toFixed()).toBe('27.225');
     expect(s.trades.realizedSince(0).toFixed()).toBe('372.275');
@@ -293,10 +302,12 @@ describe('positions, trades, equity, state, modes, audit', () => {
     expect(s.state.get('gate')).toBeUndefined();
     s.state.set('gate', 'reducing');
     s.state.set('last_fill_time', 1234);
-    s.state.set('day_start', { time: 1, equity: '1000.5' });
+    s.state.set('day_start', { day: 1, equity: '1000.5' });
     expect(s.state.get('gate')).toBe('reducing');
     expect(s.state.get('last_fill_time')).toBe(1234);
-    expect(s.state.get('day_start')).toEqual({ time: 1, equity: '1000.5' });
+    expect(s.state.get('day_start')).toEqual({ day: 1, equity: '1000.5' });
+    // setJson validates the typed keys too, so get() never meets a value it cannot read.
+    expect(() => s.state.setJson('day_start', { time: 1, equity: 'lots' })).toThrow(StoreError);
     expect(() => s.state.set('gate', 'open' as never)).toThrow(StoreError);
     expect(() => s.state.setJson('cloid_counter', 0)).toThrow(/reserved|managed/);
     s.state.setJson('custom', { a: [1, 2] });
@@ -348,5 +359,28 @@ describe('positions, trades, equity, state, modes, audit', () => {
     });
     expect(s.trades.list().length).toBe(1);
     expect(s.positions.get('BTC')).toBeUndefined();
+  });
+});
+
+describe('migration chain', () => {
+  it('upgrades a database left at 0001 to the latest, keeping its rows', async () => {
+    const { openRetainedDatabase } = await import('../../src/store/native-lifetime.ts');
+    const { Kysely, Migrator, SqliteDialect } = await import('kysely');
+    const { MIGRATIONS } = await import('../../migrations/index.ts');
+    const file = path.join(dir, 'old-schema.sqlite');
+    const raw = openRetainedDatabase(file, {});
+    const old = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) });
+    const first = MIGRATIONS['0001_initial']!;
+    const r = await new Migrator({ db: old, provider: { getMigrations: async () => ({ '0001_initial': first }) } }).migrateToLatest();
+    expect(r.error).toBeUndefined();
+    raw
+      .prepare("INSERT INTO trades (coin, direction, sz, entry_px, exit_px, gross_pnl, fees, net_pnl, opened_at, closed_at) VALUES ('BTC', 'long', '1', '1', '2', '1', '0', '1', 1, 2)")
+      .run();
+    raw.close();
+
+    const s = await open(file);
+    expect((s.raw.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((x) => x.name)).toEqual(['0001_initial', '0002_trade_exit_fill']);
+    expect(s.trades.list().map((x) => [x.coin, x.netPnl.toFixed(), x.exitFill])).toEqual([['BTC', '1', undefined]]);
+    expect(s.trades.insert({ coin: 'BTC', direction: 'long', sz: dec('1'), entryPx: dec('1'), exitPx: dec('2'), grossPnl: dec('1'), fees: dec('0'), netPnl: dec('1'), openedAt: 1, closedAt: 3, exitFill: { tid: 1, oid: 1 } }).inserted).toBe(true);
   });
 });
