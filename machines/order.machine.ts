@@ -256,21 +256,24 @@ interface Report {
   readonly origSz: Decimal;
 }
 
-/** Folds a venue report (order status or order update) into context and names the state it proves. */
+/**
+ * Folds a venue report (order status or order update) into context and names the state it proves.
+ * A clear answer clears the last error: `error` describes the problem behind the current state.
+ */
 export function observeReport(ctx: OrderContext, report: Report): Patch {
   const oid = report.oid ?? ctx.oid;
   switch (report.status) {
     case 'open':
     case 'triggered': {
       const s = settle(ctx, { oid, venueFilledSz: maxDec(ctx.venueFilledSz, reportedFilled(report.origSz, report.sz, ctx.intent)), triggered: ctx.triggered || report.status === 'triggered' });
-      return { ...s, next: liveState(s.filledSz!, ctx.intent) };
+      return { ...s, next: liveState(s.filledSz!, ctx.intent), error: undefined };
     }
     case 'filled':
     case 'canceled': {
       const done = report.status === 'filled' && report.sz.isZero() ? ctx.intent.sz : reportedFilled(report.origSz, report.sz, ctx.intent);
       const s = settle(ctx, { oid, venueFilledSz: maxDec(ctx.venueFilledSz, done) });
       // A done order that is not completely filled had its remainder cancelled (Ioc, margin, …).
-      return { ...s, next: s.filledSz!.gte(ctx.intent.sz) ? 'filled' : 'cancelled' };
+      return { ...s, next: s.filledSz!.gte(ctx.intent.sz) ? 'filled' : 'cancelled', error: undefined };
     }
     case 'rejected':
       return { ...settle(ctx, { oid }), next: 'rejected', error: `venue status ${report.rawStatus}` };
@@ -297,7 +300,7 @@ export function observePlaced(ctx: OrderContext, result: PlaceResult): Patch {
     case 'resting':
     case 'waiting': {
       const s = settle(ctx, { oid: result.oid ?? ctx.oid });
-      return { ...s, next: liveState(s.filledSz!, ctx.intent) };
+      return { ...s, next: liveState(s.filledSz!, ctx.intent), error: undefined };
     }
     case 'filled': {
       const overfill = result.totalSz.gt(ctx.intent.sz);
@@ -305,7 +308,7 @@ export function observePlaced(ctx: OrderContext, result: PlaceResult): Patch {
       const complete = s.filledSz!.gte(ctx.intent.sz);
       // An Ioc's unfilled remainder is cancelled by the venue; any other order may keep resting.
       const next: OrderState = complete ? 'filled' : ctx.intent.tif === 'Ioc' ? 'cancelled' : liveState(s.filledSz!, ctx.intent);
-      return { ...s, next, ...(overfill ? { error: `venue reports ${result.totalSz.toFixed()} filled of ${ctx.intent.sz.toFixed()}` } : {}) };
+      return { ...s, next, error: overfill ? `venue reports ${result.totalSz.toFixed()} filled of ${ctx.intent.sz.toFixed()}` : undefined };
     }
     case 'rejected':
       // Fills already seen contradict a rejection: ask the venue rather than believe either.

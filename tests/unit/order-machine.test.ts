@@ -1,6 +1,8 @@
+import { createActor, fromPromise } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { dec } from '../../src/domain/decimal.ts';
-import { classifyVenueStatus, NEVER_PLACED, orderMachine } from '../../machines/order.machine.ts';
+import type { PlaceResult } from '../../src/domain/types.ts';
+import { classifyVenueStatus, NEVER_PLACED, OrderClockError, orderMachine, type PlaceOrderInput } from '../../machines/order.machine.ts';
 import { CLOID, found, makeIntent, NOT_FOUND, startOrder, T0 } from './order-machine-harness.ts';
 
 describe('order machine: submit', () => {
@@ -118,6 +120,43 @@ describe('order machine: submit', () => {
   });
 });
 
+describe('order machine: venue updates before the place answer', () => {
+  it("an 'open' update while submitting proves the order rests; the late place answer is ignored", async () => {
+    const h = startOrder();
+    h.update('open', '1', '1', 42);
+    expect(h.state()).toBe('resting');
+    expect(h.ctx().oid).toBe(42);
+    await h.place({ kind: 'rejected', error: 'late and wrong' });
+    expect(h.state()).toBe('resting');
+  });
+
+  it("a 'filled' update while submitting ends the order filled", () => {
+    const h = startOrder();
+    h.update('filled', '0', '1', 42);
+    expect(h.state()).toBe('filled');
+    expect(h.lastState().filledSz.eq('1')).toBe(true);
+  });
+
+  it('an unrecognised status changes nothing but is reported', async () => {
+    const h = startOrder();
+    await h.place({ kind: 'resting', oid: 42 });
+    h.update('somethingNew', '1', '1', 42);
+    expect(h.state()).toBe('resting');
+    expect(h.ctx().error).toBe('unrecognised venue status somethingNew');
+  });
+
+  it('fills beyond the order size are kept, flagged, and filledSz stays capped', async () => {
+    const h = startOrder();
+    await h.place({ kind: 'resting', oid: 42 });
+    h.fill(1, '0.8');
+    h.fill(2, '0.8');
+    expect(h.state()).toBe('filled');
+    expect(h.lastState().filledSz.eq('1')).toBe(true);
+    expect(h.lastState().error).toBe('fills total 1.6 exceed order size 1');
+    expect(h.emitted.filter((e) => e.type === 'order.fill')).toHaveLength(2);
+  });
+});
+
 describe('order machine: unknown outcomes', () => {
   it('lost response → unknown → orderStatus finds it resting; placeOrder never runs again', async () => {
     const h = startOrder();
@@ -128,6 +167,8 @@ describe('order machine: unknown outcomes', () => {
     await h.query(found('open', '1', '1', 77));
     expect(h.state()).toBe('resting');
     expect(h.ctx().oid).toBe(77);
+    expect(h.lastState()).toEqual(expect.objectContaining({ state: 'resting', oid: 77 }));
+    expect(h.lastState().error).toBeUndefined(); // the venue's clear answer supersedes 'timeout'
     expect(h.calls.place).toHaveLength(1);
   });
 
@@ -360,6 +401,18 @@ describe('order machine: resume after a restart', () => {
   it('a terminal state resumes as done', async () => {
     const h = startOrder({ resume: { state: 'filled', oid: 42, filledSz: '1' } });
     expect(h.actor.getSnapshot().status).toBe('done');
+  });
+});
+
+describe('order machine: clock', () => {
+  it('refuses to run on a clock that cannot tell the time', () => {
+    const machine = orderMachine.provide({ actors: { placeOrder: fromPromise<PlaceResult, PlaceOrderInput>(async () => ({ kind: 'resting', oid: 1 })) } });
+    const actor = createActor(machine, { input: { intent: makeIntent() } });
+    let failure: unknown;
+    actor.subscribe({ error: (e) => (failure = e) });
+    actor.start();
+    expect(actor.getSnapshot().status).toBe('error');
+    expect(failure).toBeInstanceOf(OrderClockError);
   });
 });
 
