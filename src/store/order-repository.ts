@@ -12,7 +12,7 @@
  * - Reads validate every row (decimals, enums): a corrupt row is a StoreError, not a guess.
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { ZERO } from '../domain/decimal.ts';
 import { ORDER_STATES, TERMINAL_ORDER_STATES, type Cloid, type OrderIntent, type OrderKind, type OrderState } from '../domain/types.ts';
 import { boolFromDb, boolToDb, decFromDb, decToDb, oneOf, optDecFromDb, optDecToDb, undefIfNull } from './codec.ts';
@@ -27,7 +27,7 @@ void _allKinds;
 
 /** Orders known to be working on the exchange (the venue holds them). */
 export const OPEN_ORDER_STATES = ['resting', 'partially_filled', 'cancelling'] as const satisfies readonly OrderState[];
-const TERMINAL = [...TERMINAL_ORDER_STATES];
+const UNRESOLVED = sql<boolean>`state NOT IN (${sql.join([...TERMINAL_ORDER_STATES].map((st) => sql.lit(st)))})`;
 
 export const CLOID_COUNTER_KEY = 'cloid_counter';
 export const RUNTIME_PREFIX_KEY = 'runtime_prefix';
@@ -202,7 +202,8 @@ export class OrderRepository {
 
   /** Every order not in a terminal state, oldest first: what boot must resolve with the venue. */
   unresolved(): OrderRecord[] {
-    return this.#exec.all(this.#db.selectFrom('orders').selectAll().where('state', 'not in', TERMINAL).orderBy('seq')).map(orderFromRow);
+    // Literal, not bound, so SQLite can match it to the partial index orders_unresolved.
+    return this.#exec.all(this.#db.selectFrom('orders').selectAll().where(UNRESOLVED).orderBy('seq')).map(orderFromRow);
   }
 
   /** Orders known to be working on the exchange (resting, partially filled, being cancelled). */
