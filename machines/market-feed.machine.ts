@@ -295,6 +295,18 @@ export function initialMarketFeedContext(config: MarketFeedConfig): MarketFeedCo
 
 // ── the machine ───────────────────────────────────────────────────────────────────────────
 
+/** In `streaming.watch.live`: a WebSocket message re-arms the silence timer; anything is ingested. */
+const REARM_LIVE = [
+  { guard: 'isWsData', target: 'live', reenter: true, actions: 'ingest' },
+  { actions: 'ingest' },
+] as const;
+
+/** In `polling.*`: a stable WebSocket brings the feed back; any message keeps (or makes) it fresh. */
+const POLLING_DATA = [
+  { guard: 'wsRecovered', target: '#marketFeed.streaming', actions: ['ingest', { type: 'switchPath', params: { to: 'ws', reason: 'ws_recovered' } }] },
+  { target: 'fresh', reenter: true, actions: 'ingest' },
+] as const;
+
 export const marketFeedMachine = setup({
   types: {
     context: {} as MarketFeedContext,
@@ -379,6 +391,14 @@ export const marketFeedMachine = setup({
           states: {
             live: {
               after: { staleAfter: { target: '#marketFeed.polling', actions: { type: 'switchPath', params: { to: 'rest', reason: 'ws_silent' } } } },
+              // A WebSocket message re-arms the silence timer by re-entering `live` (only `live`:
+              // the transition's source is this state, so nothing above it restarts).
+              on: {
+                [FEED_INPUT.mids]: REARM_LIVE,
+                [FEED_INPUT.candles]: REARM_LIVE,
+                [FEED_INPUT.trades]: REARM_LIVE,
+                [FEED_INPUT.book]: REARM_LIVE,
+              },
             },
           },
         },
@@ -394,11 +414,6 @@ export const marketFeedMachine = setup({
         },
       },
       on: {
-        // Every WebSocket message re-arms the silence timer by re-entering `watch.live`.
-        [FEED_INPUT.mids]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.candles]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.trades]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
-        [FEED_INPUT.book]: [{ guard: 'isWsData', target: '.watch.live', reenter: true, actions: 'ingest' }, { actions: 'ingest' }],
         [FEED_INPUT.connection]: [
           { guard: 'isDown', target: 'polling', actions: ['setConnection', { type: 'switchPath', params: { to: 'rest', reason: 'ws_down' } }] },
           { actions: 'setConnection' },
@@ -415,29 +430,23 @@ export const marketFeedMachine = setup({
       states: {
         fresh: {
           after: { bothSilent: 'stale' },
+          on: {
+            [FEED_INPUT.mids]: POLLING_DATA,
+            [FEED_INPUT.candles]: POLLING_DATA,
+            [FEED_INPUT.trades]: POLLING_DATA,
+            [FEED_INPUT.book]: POLLING_DATA,
+          },
         },
         stale: {
           entry: 'markStale',
           exit: 'markFresh',
+          on: {
+            [FEED_INPUT.mids]: POLLING_DATA,
+            [FEED_INPUT.candles]: POLLING_DATA,
+            [FEED_INPUT.trades]: POLLING_DATA,
+            [FEED_INPUT.book]: POLLING_DATA,
+          },
         },
-      },
-      on: {
-        [FEED_INPUT.mids]: [
-          { guard: 'wsRecovered', target: 'streaming', actions: ['ingest', { type: 'switchPath', params: { to: 'ws', reason: 'ws_recovered' } }] },
-          { target: '.fresh', reenter: true, actions: 'ingest' },
-        ],
-        [FEED_INPUT.candles]: [
-          { guard: 'wsRecovered', target: 'streaming', actions: ['ingest', { type: 'switchPath', params: { to: 'ws', reason: 'ws_recovered' } }] },
-          { target: '.fresh', reenter: true, actions: 'ingest' },
-        ],
-        [FEED_INPUT.trades]: [
-          { guard: 'wsRecovered', target: 'streaming', actions: ['ingest', { type: 'switchPath', params: { to: 'ws', reason: 'ws_recovered' } }] },
-          { target: '.fresh', reenter: true, actions: 'ingest' },
-        ],
-        [FEED_INPUT.book]: [
-          { guard: 'wsRecovered', target: 'streaming', actions: ['ingest', { type: 'switchPath', params: { to: 'ws', reason: 'ws_recovered' } }] },
-          { target: '.fresh', reenter: true, actions: 'ingest' },
-        ],
       },
     },
   },

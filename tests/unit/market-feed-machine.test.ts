@@ -149,6 +149,9 @@ describe('paths', () => {
     r.mids('rest', { BTC: 100 });
     expect(r.state()).toEqual({ polling: 'fresh' });
     expect(r.emitted.filter((e) => e.type === MARKET_FEED_EMITTED.stale).map((e) => (e as { stale: boolean }).stale)).toEqual([true, false]);
+    // Messages re-arm the silence timer without restarting the poller.
+    expect(r.polls).toHaveLength(1);
+    expect(r.polls[0]!.stopped).toBe(false);
   });
 });
 
@@ -203,6 +206,10 @@ describe('candles', () => {
     expect(r.actor.getSnapshot().value).toEqual({ streaming: { watch: 'live', backfill: 'running' } });
     expect(r.polls).toHaveLength(1);
     expect(r.polls[0]!.input.since).toEqual({ 'BTC|1m': MIN });
+    r.mids('ws', { BTC: 103 });
+    r.candles('ws', [candle(3 * MIN, 103.2)]); // still ahead: held again, the backfill keeps running
+    expect(r.polls).toHaveLength(1);
+    expect(r.polls[0]!.stopped).toBe(false);
     r.polls[0]!.send({ type: IN.candles, source: 'rest', candles: [candle(MIN, 101.5), candle(2 * MIN, 102), candle(3 * MIN, 103)], at: r.clock.now() });
     expect(r.actor.getSnapshot().value).toEqual(STREAMING);
     expect(r.polls[0]!.stopped).toBe(true);
@@ -213,7 +220,7 @@ describe('candles', () => {
       [2 * MIN, 102],
       [3 * MIN, 103],
     ]);
-    expect(r.actor.getSnapshot().context.gapHeld).toBe(1);
+    expect(r.actor.getSnapshot().context.gapHeld).toBe(2);
   });
 
   it('starts a series seen first by REST at its newest bar, without replaying history', () => {
