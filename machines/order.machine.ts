@@ -18,8 +18,10 @@
  *   `cancelling`) always has a running actor or a pending timer, so no cloid is ever both
  *   unresolved and forgotten.
  * - No I/O here: the manager persists what the machine emits (`order.state`, `order.fill`), and it
- *   must do so synchronously in its listener: the `submitting` emit runs before `placeOrder`
- *   starts, which is what makes "write before you act" hold for the submit attempt.
+ *   must do so synchronously in its listener: the `submitting` emit (with its `expiresAfter`)
+ *   reaches the listener before `placeOrder` starts, which is what makes "write before you act"
+ *   hold for the submit attempt. A new order leaves `intent` on a zero-delay timer for that reason
+ *   (with a SimulatedClock, `increment(0)` after `start()` sends it).
  *
  * Time: `now` is read from the actor system's clock (`KeelClock`: XState's clock plus `now()`;
  * `SimulatedClock` has it; the supervisor creates the root actor with a real one).
@@ -425,6 +427,7 @@ export const orderMachine = setup({
     cancelOrder: fromPromise<CancelResult, CancelOrderInput>(async () => notProvided(OrderActors.cancelOrder)),
   },
   delays: {
+    afterStart: 0,
     submitTimeout: ({ context }) => context.config.submitTimeoutMs,
     statusPoll: ({ context }) => context.config.statusPollMs,
   },
@@ -474,7 +477,11 @@ export const orderMachine = setup({
   states: {
     intent: {
       entry: [{ type: 'emitState', params: { state: 'intent' } }, 'stampResumedExpiry'],
-      always: routes(['submitting', 'unknown', 'resting', 'partially_filled', 'cancelling', 'filled', 'cancelled', 'rejected']),
+      // A resumed order goes straight to its persisted state (never to submitting from here) …
+      always: routes(['unknown', 'resting', 'partially_filled', 'cancelling', 'filled', 'cancelled', 'rejected']),
+      // … a new one is sent only once the actor runs: XState starts the children of the initial
+      // macrostep before it delivers that step's emits, so sending from it would act before write.
+      after: { afterStart: { target: 'submitting' } },
     },
     submitting: {
       entry: ['stampExpiry', { type: 'emitState', params: { state: 'submitting' } }],

@@ -8,8 +8,8 @@
  * lost send and a status query is explored.
  *
  * Invariants after every step:
- * - placeOrder runs at most once (never after a resume that recorded a submit attempt), and no
- *   `submitting` is ever emitted after `unknown`;
+ * - placeOrder runs at most once (never after a resume that recorded a submit attempt), only after
+ *   `submitting` reached the listener, and no `submitting` is ever emitted after `unknown`;
  * - filledSz never decreases, never exceeds intent.sz, and equals the sum of the distinct-tid fills;
  * - an unresolved cloid (submitting / unknown / cancelling) always has a running actor or a timer;
  * - "never placed" is only concluded for an order that indeed never landed.
@@ -93,6 +93,8 @@ async function run(resumeSpec: { state: OrderState; fills: number; expired: bool
     const snap = h.actor.getSnapshot();
     const ctx = snap.context;
     expect(h.calls.place.length, where).toBeLessThanOrEqual(maxPlaces);
+    // Write before act: the manager had been told `submitting` when the send started.
+    for (const seen of h.emittedBeforePlace) expect(seen[seen.length - 1], where).toBe('submitting');
     const states = h.states();
     const firstUnknown = states.indexOf('unknown');
     if (firstUnknown >= 0) expect(states.slice(firstUnknown), where).not.toContain('submitting');

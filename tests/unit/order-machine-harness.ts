@@ -84,12 +84,16 @@ export async function flush(): Promise<void> {
 export function startOrder(opts: HarnessOptions = {}) {
   const clock = new SimulatedClock();
   clock.set(T0);
+  const emittedBeforePlace: string[][] = [];
+  const emitted: OrderMachineEmitted[] = [];
   const calls = { place: [] as PlaceOrderInput[], query: [] as QueryStatusInput[], cancel: [] as CancelOrderInput[] };
   const pending = { place: [] as Deferred<PlaceResult>[], query: [] as Deferred<VenueOrderStatus>[], cancel: [] as Deferred<CancelResult>[] };
   const machine = orderMachine.provide({
     actors: {
       placeOrder: fromPromise<PlaceResult, PlaceOrderInput>(({ input }) => {
         calls.place.push(input);
+        // What the manager had been told (and persisted) when the send started.
+        emittedBeforePlace.push(emitted.map((e) => (e.type === 'order.state' ? e.state : e.type)));
         const d = deferred<PlaceResult>();
         pending.place.push(d);
         return d.promise;
@@ -113,9 +117,10 @@ export function startOrder(opts: HarnessOptions = {}) {
     input: { intent, ...(opts.resume ? { resume: opts.resume } : {}), ...(opts.config ? { config: opts.config } : {}) },
     clock,
   });
-  const emitted: OrderMachineEmitted[] = [];
   actor.on('*', (e) => emitted.push(e as OrderMachineEmitted));
   actor.start();
+  // A new order is sent on a zero-delay timer, once the actor runs (see the machine's header).
+  clock.increment(0);
 
   const last = <T>(xs: readonly T[]): T => {
     const x = xs[xs.length - 1];
@@ -129,6 +134,7 @@ export function startOrder(opts: HarnessOptions = {}) {
     calls,
     pending,
     emitted,
+    emittedBeforePlace,
     intent,
     state: () => orderStateOf(actor.getSnapshot()),
     ctx: () => actor.getSnapshot().context,

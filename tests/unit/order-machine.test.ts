@@ -1,4 +1,4 @@
-import { createActor, fromPromise } from 'xstate';
+import { createActor, fromPromise, SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { dec } from '../../src/domain/decimal.ts';
 import type { PlaceResult } from '../../src/domain/types.ts';
@@ -6,6 +6,23 @@ import { classifyVenueStatus, NEVER_PLACED, OrderClockError, orderMachine, type 
 import { CLOID, found, makeIntent, NOT_FOUND, startOrder, T0 } from './order-machine-harness.ts';
 
 describe('order machine: submit', () => {
+  it('stays in intent until the actor runs, then sends on a zero-delay timer', () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    let sent = 0;
+    const machine = orderMachine.provide({ actors: { placeOrder: fromPromise<PlaceResult, PlaceOrderInput>(() => (sent++, new Promise<PlaceResult>(() => undefined))) } });
+    const actor = createActor(machine, { input: { intent: makeIntent() }, clock });
+    const seen: string[] = [];
+    actor.on('order.state', (e) => seen.push(e.state));
+    actor.start();
+    expect(seen).toEqual(['intent']);
+    expect(sent).toBe(0);
+    clock.increment(0);
+    expect(seen).toEqual(['intent', 'submitting']);
+    expect(sent).toBe(1);
+    actor.stop();
+  });
+
   it('emits intent then submitting before placeOrder runs, with expiresAfter = now + expiresAfterMs', async () => {
     const h = startOrder();
     expect(h.states()).toEqual(['intent', 'submitting']);
@@ -14,6 +31,8 @@ describe('order machine: submit', () => {
     expect(h.calls.place[0]!.expiresAfter).toBe(T0 + 5_000);
     expect(h.calls.place[0]!.intent.cloid).toBe(CLOID);
     expect(h.lastState()).toMatchObject({ cloid: CLOID, state: 'submitting', expiresAfter: T0 + 5_000 });
+    // Write before act: the submitting state (with its expiry) reached the listener before the send.
+    expect(h.emittedBeforePlace).toEqual([['intent', 'submitting']]);
   });
 
   it('resting → partially_filled → filled by fills; filledSz and avgPx from distinct fills', async () => {
@@ -405,12 +424,13 @@ describe('order machine: resume after a restart', () => {
 });
 
 describe('order machine: clock', () => {
-  it('refuses to run on a clock that cannot tell the time', () => {
+  it('refuses to run on a clock that cannot tell the time', async () => {
     const machine = orderMachine.provide({ actors: { placeOrder: fromPromise<PlaceResult, PlaceOrderInput>(async () => ({ kind: 'resting', oid: 1 })) } });
     const actor = createActor(machine, { input: { intent: makeIntent() } });
     let failure: unknown;
     actor.subscribe({ error: (e) => (failure = e) });
     actor.start();
+    await new Promise((r) => setTimeout(r, 10)); // the default clock's zero-delay timer
     expect(actor.getSnapshot().status).toBe('error');
     expect(failure).toBeInstanceOf(OrderClockError);
   });
