@@ -210,10 +210,10 @@ function nowOf(system: unknown): number {
   return clock.now();
 }
 
-type Patch = Partial<Omit<OrderContext, 'intent' | 'config' | 'resumed'>>;
+export type OrderPatch = Partial<Omit<OrderContext, 'intent' | 'config' | 'resumed'>>;
 
 /** Recomputes `filledSz` / `avgPx` from fills and venue reports (never above intent.sz). */
-function settle(ctx: OrderContext, patch: Patch): Patch {
+function settle(ctx: OrderContext, patch: OrderPatch): OrderPatch {
   const fillSz = patch.fillSz ?? ctx.fillSz;
   const venueFilledSz = patch.venueFilledSz ?? ctx.venueFilledSz;
   const fills = patch.fills ?? ctx.fills;
@@ -250,7 +250,7 @@ export function classifyVenueStatus(raw: string): VenueStatusClass {
   return 'other';
 }
 
-interface Report {
+export interface VenueReport {
   readonly status: VenueStatusClass;
   readonly rawStatus: string;
   readonly oid?: number;
@@ -262,7 +262,7 @@ interface Report {
  * Folds a venue report (order status or order update) into context and names the state it proves.
  * A clear answer clears the last error: `error` describes the problem behind the current state.
  */
-export function observeReport(ctx: OrderContext, report: Report): Patch {
+export function observeReport(ctx: OrderContext, report: VenueReport): OrderPatch {
   const oid = report.oid ?? ctx.oid;
   switch (report.status) {
     case 'open':
@@ -285,7 +285,7 @@ export function observeReport(ctx: OrderContext, report: Report): Patch {
 }
 
 /** Folds an orderStatus answer into context (`unknown` / `cancelling` confirmations). */
-export function observeStatus(ctx: OrderContext, status: VenueOrderStatus, whileCancelling: boolean): Patch {
+export function observeStatus(ctx: OrderContext, status: VenueOrderStatus, whileCancelling: boolean): OrderPatch {
   if (!status.found) {
     if (whileCancelling) return { next: 'cancelled', error: 'venue does not know the order while cancelling' };
     return ctx.queryProvesAbsence ? { next: 'rejected', error: NEVER_PLACED } : {};
@@ -297,7 +297,7 @@ export function observeStatus(ctx: OrderContext, status: VenueOrderStatus, while
 }
 
 /** Folds the `placeOrder` result into context. */
-export function observePlaced(ctx: OrderContext, result: PlaceResult): Patch {
+export function observePlaced(ctx: OrderContext, result: PlaceResult): OrderPatch {
   switch (result.kind) {
     case 'resting':
     case 'waiting': {
@@ -321,13 +321,13 @@ export function observePlaced(ctx: OrderContext, result: PlaceResult): Patch {
 }
 
 /** Timeout / lost answer / transport failure: unknown, unless fills already prove the order exists. */
-export function observeLost(ctx: OrderContext, cause: string): Patch {
+export function observeLost(ctx: OrderContext, cause: string): OrderPatch {
   if (ctx.fillSz.gt(0)) return { next: liveState(ctx.filledSz, ctx.intent), error: cause };
   return { next: 'unknown', error: cause };
 }
 
 /** Folds a fill (already known to be new) into context; `routeLive` says whether it may move the state. */
-export function observeFill(ctx: OrderContext, fill: OrderFill, routeLive: boolean): Patch {
+export function observeFill(ctx: OrderContext, fill: OrderFill, routeLive: boolean): OrderPatch {
   const fillSz = ctx.fillSz.plus(fill.sz);
   const s = settle(ctx, { fills: [...ctx.fills, fill], fillSz, oid: ctx.oid ?? fill.oid });
   const error = fillSz.gt(ctx.intent.sz) ? `fills total ${fillSz.toFixed()} exceed order size ${ctx.intent.sz.toFixed()}` : undefined;
@@ -335,7 +335,7 @@ export function observeFill(ctx: OrderContext, fill: OrderFill, routeLive: boole
   return { ...s, next, ...(error ? { error } : {}) };
 }
 
-function toReport(u: OrderVenueUpdate): Report {
+function toReport(u: OrderVenueUpdate): VenueReport {
   return { status: classifyVenueStatus(u.status), rawStatus: u.status, oid: u.oid, sz: u.sz, origSz: u.origSz };
 }
 
@@ -466,7 +466,7 @@ export const orderMachine = setup({
     observeFill: assign(({ context, event }, params: { routeLive: boolean }) =>
       event.type === OrderEvents.FILL ? observeFill(context, { tid: event.tid, sz: event.sz, px: event.px, fee: event.fee, time: event.time, ...(event.oid !== undefined ? { oid: event.oid } : {}) }, params.routeLive) : {},
     ),
-    observeCancelled: assign(({ context }) => ({ next: context.filledSz.gte(context.intent.sz) ? 'filled' : 'cancelled' }) as Patch),
+    observeCancelled: assign(({ context }) => ({ next: context.filledSz.gte(context.intent.sz) ? 'filled' : 'cancelled' }) as OrderPatch),
     noteError: assign((_, params: { error: string }) => ({ error: params.error })),
     requestCancel: assign({ cancelRequested: true }),
   },
