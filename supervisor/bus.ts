@@ -26,7 +26,7 @@ export interface BusEvents {
   'signal': Signal;
   'order.approved': ApprovedOrder;
   'fills': { readonly fills: readonly Fill[]; readonly source: 'ws' | 'rest' | 'snapshot' };
-  'orderUpdates': readonly { cloid?: string; oid: number; coin: Coin; status: string; time: number }[];
+  'orderUpdates': readonly { cloid?: string; oid: number; coin: Coin; status: string; sz: Decimal; origSz: Decimal; time: number }[];
   'feed.source': { readonly from: string; readonly to: string };
 }
 

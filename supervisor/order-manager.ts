@@ -80,7 +80,7 @@ export class OrderManager {
       bus.on('orderUpdates', (updates) => {
         for (const u of updates) {
           if (!u.cloid) continue;
-          this.#actors.get(u.cloid)?.send({ type: OrderEvents.VENUE_UPDATE, status: u.status, sz: ZERO, origSz: ZERO, time: u.time, oid: u.oid });
+          this.#actors.get(u.cloid)?.send({ type: OrderEvents.VENUE_UPDATE, status: u.status, sz: u.sz, origSz: u.origSz, time: u.time, oid: u.oid });
         }
       }),
     );
@@ -197,25 +197,40 @@ export class OrderManager {
   #afterTerminal(intent: OrderIntent, e: OrderStateEmitted): void {
     const { store } = this.#o;
     const pos = store.positions.get(intent.coin);
-    if (intent.kind === 'entry' && pos && !pos.szi.isZero() && pos.stage === 'unprotected') this.#protect(pos);
-    if (intent.kind === 'entry' && e.filledSz.isZero() && pos && pos.szi.isZero()) store.positions.remove(intent.coin);
+    if (intent.kind !== 'entry' || !pos) return;
+    if (e.filledSz.gt(0) && pos.stage === 'unprotected') {
+      // Protect what the entry filled, at its average price: the venue's report, which may run
+      // ahead of the fills applied to the position row so far.
+      const signed = intent.side === 'buy' ? e.filledSz : e.filledSz.neg();
+      this.#protect({ ...pos, szi: signed, entryPx: e.avgPx ?? pos.entryPx });
+    } else if (e.filledSz.isZero() && pos.szi.isZero()) {
+      store.positions.remove(intent.coin);
+    }
   }
 
   /** Applies new fills: dedup, position bookkeeping, routing to the order actor. */
   onFills(fills: readonly Fill[]): void {
     const { store, log } = this.#o;
     for (const f of fills) {
-      if (!store.fills.insert(f)) continue;
+      // The dedup insert and the position / trade bookkeeping commit together: a crash between
+      // them would otherwise lose the bookkeeping for good (the replayed fill is a duplicate).
+      const followUp = store.transaction(() => {
+        if (!store.fills.insert(f)) return undefined;
+        const lastFill = store.state.get('last_fill_time') ?? 0;
+        if (f.time > lastFill) store.state.set('last_fill_time', f.time);
+        return this.#applyToPosition(f);
+      });
+      if (followUp === undefined) continue;
       log.info({ cloid: f.cloid, tid: f.tid, coin: f.coin, side: f.side, px: f.px.toFixed(), sz: f.sz.toFixed(), fee: f.fee.toFixed() }, 'fill');
-      const lastFill = store.state.get('last_fill_time') ?? 0;
-      if (f.time > lastFill) store.state.set('last_fill_time', f.time);
       if (f.cloid) this.#actors.get(f.cloid)?.send({ type: OrderEvents.FILL, tid: f.tid, sz: f.sz, px: f.px, fee: f.fee, time: f.time, oid: f.oid });
-      this.#applyToPosition(f);
+      followUp();
     }
   }
 
-  #applyToPosition(f: Fill): void {
+  /** Position and trade bookkeeping for one new fill (inside the caller's transaction); returns what to do after commit. */
+  #applyToPosition(f: Fill): () => void {
     const { store, log } = this.#o;
+    const none = () => {};
     const signed = f.side === 'buy' ? f.sz : f.sz.neg();
     const pos: PositionRecord | undefined = store.positions.get(f.coin);
     const szi = pos?.szi ?? ZERO;
@@ -223,7 +238,8 @@ export class OrderManager {
     const order = f.cloid ? store.orders.byCloid(f.cloid) : undefined;
     if (szi.isZero() || szi.isPositive() === signed.isPositive()) {
       // Opening or adding: the entry price is size-weighted.
-      const entryPx = szi.isZero() ? f.px : pos!.entryPx.times(szi.abs()).plus(f.px.times(f.sz)).div(next.abs());
+      // Size-weighted entry, kept to 12 decimals (display and PnL precision far beyond the tick).
+      const entryPx = szi.isZero() ? f.px : pos!.entryPx.times(szi.abs()).plus(f.px.times(f.sz)).div(next.abs()).toDecimalPlaces(12);
       store.positions.upsert({
         ...(pos ?? { coin: f.coin, stage: 'unprotected' as const, tpCloids: [] }),
         coin: f.coin,
@@ -232,7 +248,7 @@ export class OrderManager {
         entryFees: (pos?.entryFees ?? ZERO).plus(f.fee),
         openedAt: pos?.openedAt ?? f.time,
       });
-      return;
+      return none;
     }
     // Reducing (or flipping): realise PnL on the closed part.
     const closed = Decimal.min(f.sz, szi.abs());
@@ -253,21 +269,22 @@ export class OrderManager {
       closedAt: f.time,
       ...(pos!.entryCloid ? { entryCloid: pos!.entryCloid } : {}),
       ...(f.cloid ? { exitCloid: f.cloid } : {}),
+      exitFill: { tid: f.tid, oid: f.oid },
     });
     log.info({ cloid: f.cloid, coin: f.coin, direction, sz: closed.toFixed(), entryPx: pos!.entryPx.toFixed(), exitPx: f.px.toFixed(), grossPnl: pnl.gross.toFixed(), fees: pnl.fees.toFixed(), netPnl: pnl.net.toFixed() }, 'trade closed (PnL, fees included)');
     if (next.isZero()) {
       store.positions.remove(f.coin);
-      this.#cancelProtection(pos!);
-      return;
+      return () => this.#cancelProtection(pos!);
     }
     if (next.isPositive() !== szi.isPositive()) {
       // Flipped: the remainder opens a new position at this fill's price.
       store.positions.upsert({ coin: f.coin, szi: next, entryPx: f.px, entryFees: f.fee.minus(exitFee), openedAt: f.time, stage: 'unprotected', tpCloids: [] });
-      this.#cancelProtection(pos!);
-      return;
+      return () => this.#cancelProtection(pos!);
     }
-    store.positions.upsert({ ...pos!, szi: next, entryFees: pos!.entryFees.minus(entryFeeShare) });
-    if (order?.kind === 'take_profit_1' && pos!.stage === 'open') this.#moveStopToBreakEven({ ...pos!, szi: next, entryFees: pos!.entryFees.minus(entryFeeShare) });
+    const reduced = { ...pos!, szi: next, entryFees: pos!.entryFees.minus(entryFeeShare) };
+    store.positions.upsert(reduced);
+    if (order?.kind === 'take_profit_1' && pos!.stage === 'open') return () => this.#moveStopToBreakEven(store.positions.get(f.coin) ?? reduced);
+    return none;
   }
 
   #instrument(coin: Coin): Instrument {
@@ -312,7 +329,9 @@ export class OrderManager {
     const twoSteps = half.gt(0) && half.times(oneR).gte(10) && size.minus(half).times(target).gte(10);
     const sl = this.#protective(pos, 'stop_loss', size, stop, 'sl');
     const tps: OrderIntent[] = twoSteps ? [this.#protective(pos, 'take_profit_1', half, oneR, 'tp'), this.#protective(pos, 'take_profit', size.minus(half), target, 'tp')] : [this.#protective(pos, 'take_profit', size, target, 'tp')];
-    store.positions.upsert({ ...pos, stage: 'open', stopCloid: sl.cloid, tpCloids: tps.map((t) => t.cloid), initialStopPx: stop, rUnit: r });
+    // Only the protective fields change: size and entry stay what the applied fills say.
+    const current = store.positions.get(pos.coin) ?? pos;
+    store.positions.upsert({ ...current, stage: 'open', stopCloid: sl.cloid, tpCloids: tps.map((t) => t.cloid), initialStopPx: stop, rUnit: r });
     log.info({ cloid: sl.cloid, coin: pos.coin, szi: pos.szi.toFixed(), entryPx: pos.entryPx.toFixed(), stopPx: stop.toFixed(), tp: tps.map((t) => `${t.cloid}@${t.trigger!.triggerPx.toFixed()}x${t.sz.toFixed()}`) }, 'protecting position');
     this.#spawn(sl);
     for (const t of tps) this.#spawn(t);

@@ -19,6 +19,13 @@ export interface PaperVenue {
   readonly sim?: Simulator;
 }
 
+/**
+ * Where the replay starts in the bundled data: 200 bars of history (enough for the default
+ * strategy's 174-bar warm-up) puts the first live signals a few market-minutes in, so a newcomer
+ * at 60× sees signals, orders and fills within a minute.
+ */
+const PAPER_HISTORY_BARS = 200;
+
 interface PaperKeys {
   master: string;
   agent: string;
@@ -41,7 +48,7 @@ export async function setUpPaper(cfg: KeelConfig, log: Logger): Promise<PaperVen
   let sim: Simulator | undefined;
   let apiUrl = cfg.apiUrl;
   if (!apiUrl) {
-    sim = await startSimulator({ seed: cfg.paper.seed, speed: cfg.paper.speed, blockMs: cfg.paper.blockMs, log: (line) => log.warn({ component: 'sim' }, line) });
+    sim = await startSimulator({ seed: cfg.paper.seed, speed: cfg.paper.speed, blockMs: cfg.paper.blockMs, historyBars: PAPER_HISTORY_BARS, log: (line) => log.warn({ component: 'sim' }, line) });
     apiUrl = sim.url;
     log.info({ url: apiUrl, speed: cfg.paper.speed, seed: cfg.paper.seed }, 'embedded simulator started');
   }

@@ -145,6 +145,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       const ev = e as MarketFeedEmitted;
       switch (ev.type) {
         case MARKET_FEED_EMITTED.candleClosed:
+          log.debug({ coin: ev.candle.coin, t: ev.candle.t, c: ev.candle.c, source: ev.source }, 'candle closed');
           bus.publish('candle.closed', ev.candle);
           break;
         case MARKET_FEED_EMITTED.mids:
@@ -267,7 +268,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     void venue
       .subscribeUser({
         onFills: (fills, isSnapshot) => bus.publish('fills', { fills, source: isSnapshot ? 'snapshot' : 'ws' }),
-        onOrderUpdates: (updates) => bus.publish('orderUpdates', updates.map((u) => ({ ...(u.cloid ? { cloid: u.cloid } : {}), oid: u.oid, coin: u.coin, status: u.status, time: u.time }))),
+        onOrderUpdates: (updates) => bus.publish('orderUpdates', updates),
       })
       .then((s) => {
         if (stopped) void s.unsubscribe();

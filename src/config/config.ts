@@ -26,7 +26,13 @@ export const ConfigSchema = z
     account: address.optional(),
     markets: z.array(z.string().regex(/^[A-Za-z0-9]{1,20}$/)).min(1).default(['BTC', 'ETH']),
     strategy: z.object({ name: z.string().default('enhanced-macd'), params: z.record(z.string(), z.unknown()).default({}) }).prefault({}),
-    risk: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * Risk settings (src/domain/risk.ts RiskConfigSchema). keel's defaults differ from the
+     * module's conservative ones in two places: IOC entries cross a tight book (0.05 % slippage
+     * cap, not 0.1 %), and a 1.2 reward:risk floor, since the default strategy targets 2R from a
+     * stop at least 0.25 % away and the entry's slippage is counted against it.
+     */
+    risk: z.record(z.string(), z.unknown()).default({ entrySlippagePct: 0.05, minRewardRisk: 1.2 }),
     paper: z
       .object({
         speed: z.number().positive().max(10_000).default(60),

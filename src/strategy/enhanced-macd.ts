@@ -65,6 +65,13 @@ export const EnhancedMacdConfigSchema = z
     adxPeriod: period(14),
     minAdx: z.number().finite().min(0).max(100).default(20),
     atrStopMult: z.number().finite().positive().default(1.5),
+    /**
+     * Floor of the stop distance as a fraction of price (0.0025 = 0.25 %). On calm 1m bars
+     * 1.5 × ATR can be a few basis points: less than round-trip fees and the entry's own
+     * slippage, a stop that only pays the venue. The take-profit keeps the atrTpMult / atrStopMult
+     * ratio to the floored distance.
+     */
+    minStopPct: ratio(0.0025),
     atrTpMult: z.number().finite().positive().default(3.0),
     /** Base bars after a signal during which no new signal is emitted. */
     cooldownBars: z.number().int().min(0).default(5),
@@ -205,8 +212,10 @@ export class EnhancedMacdStrategy implements Strategy {
   #buildSignal(direction: Direction, candle: Candle, atr: number, reason: string): Signal | undefined {
     const sz = this.instrument.szDecimals;
     const refPx = roundPrice(new Decimal(candle.c), sz, 'nearest');
-    const stopDist = new Decimal(atr).times(this.config.atrStopMult);
-    const tpDist = new Decimal(atr).times(this.config.atrTpMult);
+    const atrStop = new Decimal(atr).times(this.config.atrStopMult);
+    const floor = refPx.times(this.config.minStopPct);
+    const stopDist = atrStop.gte(floor) ? atrStop : floor;
+    const tpDist = stopDist.times(this.config.atrTpMult).div(this.config.atrStopMult);
     // Long: stop below rounds down (away), TP above rounds down (toward); short mirrors with 'up'.
     const mode = direction === 'long' ? 'down' : 'up';
     const stopPx = roundPrice(direction === 'long' ? refPx.minus(stopDist) : refPx.plus(stopDist), sz, mode);

@@ -131,7 +131,7 @@ describe('engine: matching, fills, fees and PnL', () => {
     // Only 0.2 on the asks within the limit: 0.1 @ 65010 + 0.1 @ 65011.
     expect(ex.placeOrders(ALICE, [limit(0, true, 65100, '0.5', 'Ioc')])).toEqual([{ filled: { totalSz: '0.2', avgPx: '65010.5', oid: FIRST_OID } }]);
     expect(updates(events, FIRST_OID)).toEqual(['canceled']);
-    expect(ex.orderStatus(ALICE, FIRST_OID)).toMatchObject({ order: { status: 'canceled', order: { sz: '0', origSz: '0.5' } } });
+    expect(ex.orderStatus(ALICE, FIRST_OID)).toMatchObject({ order: { status: 'canceled', order: { sz: '0.3', origSz: '0.5' } } });
     expect(ex.placeOrders(ALICE, [limit(0, false, 64000, '0.05', 'FrontendMarket')])).toEqual([{ filled: { totalSz: '0.05', avgPx: '64990', oid: FIRST_OID + 1 } }]);
     expect(ex.placeOrders(ALICE, [limit(0, true, 64995, '0.05', 'Alo')])).toEqual([{ resting: { oid: FIRST_OID + 2 } }]);
     expect(ex.l2Book('BTC')?.levels[0][0]).toEqual({ px: '64995', sz: '0.05', n: 1 });

@@ -1029,12 +1029,14 @@ export class Exchange {
 
   /** Ends an order that is not in the book: its remainder counts as cancelled. */
   #finish(order: EngineOrder, status: OrderState, emit = true): void {
-    order.cancelled = order.cancelled.plus(order.sz);
-    order.sz = ZERO;
+    const remaining = order.sz;
+    order.cancelled = order.cancelled.plus(remaining);
     this.#unsetLive(this.#account(order.user), order);
     order.status = status;
     order.statusTimestamp = this.#clock.now();
-    if (emit) this.#emitUpdate(order);
+    // As on the venue, the update of a cancelled order carries the size that was still open.
+    if (emit) this.#emitUpdate(order, remaining);
+    order.sz = ZERO;
   }
 
   #setStatus(order: EngineOrder, status: OrderState): void {
@@ -1043,13 +1045,13 @@ export class Exchange {
     this.#emitUpdate(order);
   }
 
-  #emitUpdate(o: EngineOrder): void {
+  #emitUpdate(o: EngineOrder, sz: Decimal = o.sz): void {
     if (o.isMM) return;
     const order: Extract<ExchangeEvent, { kind: 'orderUpdate' }>['update']['order'] = {
       coin: o.coin,
       side: o.side,
       limitPx: toWire(o.px),
-      sz: toWire(o.sz),
+      sz: toWire(sz),
       oid: o.oid,
       timestamp: o.timestamp,
       origSz: toWire(o.origSz),
@@ -1305,6 +1307,9 @@ export class Exchange {
 
   #frontendOrder(o: EngineOrder): FrontendOpenOrderWire {
     const t = o.trigger;
+    // A finished, unfilled order shows the size that was still open when it ended (venue style),
+    // so origSz − sz is always what filled.
+    const sz = o.sz.isZero() && o.status !== 'filled' ? o.origSz.minus(o.filled) : o.sz;
     const children = o.childOids
       .map((id) => this.#orders.get(id))
       .filter((c): c is EngineOrder => c !== undefined && c.waitingForFill && c.status === 'open')
@@ -1313,7 +1318,7 @@ export class Exchange {
       coin: o.coin,
       side: o.side,
       limitPx: toWire(o.px),
-      sz: toWire(o.sz),
+      sz: toWire(sz),
       oid: o.oid,
       timestamp: o.timestamp,
       triggerCondition: t === undefined ? 'N/A' : `Price ${(o.side === 'A') === (t.tpsl === 'sl') ? 'below' : 'above'} ${toWire(t.triggerPx)}`,
