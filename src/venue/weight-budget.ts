@@ -77,6 +77,9 @@ export class BudgetWaitAborted extends Error {
   }
 }
 
+/** Floating-point slack: a refill computed at the exact ms a weight becomes available may be a hair short. */
+const EPSILON = 1e-6;
+
 interface Waiter {
   readonly weight: number;
   readonly resolve: () => void;
@@ -170,7 +173,7 @@ export class WeightBudget {
   tryAcquire(weight: number): boolean {
     if (this.#closed || this.#queue.length > 0 || !(weight >= 0)) return false;
     this.#refill();
-    if (this.#clock.now() < this.#backoffUntil || this.#tokens < weight) return false;
+    if (this.#clock.now() < this.#backoffUntil || this.#tokens < weight - EPSILON) return false;
     this.#tokens -= weight;
     return true;
   }
@@ -241,7 +244,7 @@ export class WeightBudget {
     this.#refill();
     const now = this.#clock.now();
     if (now >= this.#backoffUntil) {
-      for (let head = this.#queue[0]; head !== undefined && this.#tokens >= head.weight; head = this.#queue[0]) {
+      for (let head = this.#queue[0]; head !== undefined && this.#tokens >= head.weight - EPSILON; head = this.#queue[0]) {
         this.#tokens -= head.weight;
         this.#queue.shift();
         head.detach();
@@ -250,7 +253,7 @@ export class WeightBudget {
     }
     const head = this.#queue[0];
     if (head === undefined) return this.#cancelTimer();
-    const untilTokens = Math.ceil((head.weight - this.#tokens) / this.#rate);
+    const untilTokens = Math.ceil((head.weight - this.#tokens) / this.#rate - EPSILON);
     const wakeAt = Math.max(this.#backoffUntil, now + Math.max(1, untilTokens));
     if (this.#timerAt === wakeAt) return;
     this.#cancelTimer();
