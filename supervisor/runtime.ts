@@ -333,6 +333,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   }
 
   const ops = await startOpsServer(cfg.httpAddr, { status, ready: () => reconciled && (mode === 'Normal' || mode === 'Degraded') && supervisor.getSnapshot().matches('running') });
+  log.info({ url: ops.url }, 'ops http listening');
   if (!store.modes.current()) store.modes.append({ time: now(), to: mode, reason: 'first start' });
 
   let resolveDone!: (code: number) => void;
