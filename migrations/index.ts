@@ -5,10 +5,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_trade_exit_fill.ts';
+import * as m0003 from './0003_blackbox.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001,
   '0002_trade_exit_fill': m0002,
+  '0003_blackbox': m0003,
 });
 
 export const migrationProvider: MigrationProvider = {
