@@ -1,23 +1,31 @@
 /**
  * The order manager: one order actor (machines/order.machine.ts) per cloid, the exactly-once path
- * and position protection.
+ * and position protection (the plans come from src/domain/protection.ts).
  *
  * Invariants:
  *  - Write before you act: a cloid is allocated and its intent committed (synchronous=FULL) before
  *    its order actor may sign anything; every state an order actor emits is persisted at once.
  *  - Never resubmit: an unknown outcome is resolved by orderStatus(cloid) inside the order actor.
- *  - Fills are applied once: `fills.insert` dedups by (tid, oid) before anything else sees a fill.
- *  - After an entry fills, reduce-only exchange-side stop-loss and take-profit orders protect it;
- *    a replacement stop is placed before the stop it replaces is cancelled.
- *  - After a restart every unresolved order gets its actor back (resume), so no cloid is both
- *    unresolved and forgotten.
+ *  - Fills are applied once: `fills.insert` dedups by (tid, oid) in the same transaction as the
+ *    position / trade bookkeeping, before anything else sees the fill.
+ *  - After an entry fills, reduce-only exchange-side stop-loss and take-profit orders protect it,
+ *    sized from the venue's filled size and priced from a known average entry price (never a
+ *    guess: without one, protection waits for the entry's fills).
+ *  - A replacement stop is placed, and only once the venue has acknowledged it live is the stop it
+ *    replaces cancelled: the position is never without a stop. A replacement the venue rejects
+ *    leaves the previous stop in charge.
+ *  - After a restart every unresolved order gets its actor back (resume, with its persisted fills),
+ *    and every position is reviewed (protect, break-even, retire replaced stops), so no cloid is
+ *    both unresolved and forgotten and no step of protection is lost between two writes.
+ *  - Every log line about an order carries its `cloid`.
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
-import { orderMachine, OrderEvents, OrderEmitted, type OrderMachineConfig, type OrderResume, type PlaceOrderInput, type QueryStatusInput, type CancelOrderInput, type OrderStateEmitted } from '../machines/order.machine.ts';
-import { Decimal, ZERO, roundPrice, roundSize } from '../src/domain/decimal.ts';
-import { TERMINAL_ORDER_STATES, type Cloid, type Coin, type Direction, type Fill, type Instrument, type OrderIntent, type OrderKind } from '../src/domain/types.ts';
+import { orderMachine, orderStateOf, OrderEvents, OrderEmitted, type OrderMachineConfig, type OrderResume, type PlaceOrderInput, type QueryStatusInput, type CancelOrderInput, type OrderStateEmitted } from '../machines/order.machine.ts';
+import { Decimal, ZERO, roundPrice } from '../src/domain/decimal.ts';
+import { DEFAULT_PROTECTION_CONFIG, onTp1Filled, planProtection, stopIntent, type FilledEntry, type ProtectionConfig, type ProtectiveIntent } from '../src/domain/protection.ts';
+import { TERMINAL_ORDER_STATES, type Cloid, type Coin, type Direction, type Fill, type Instrument, type OrderIntent, type OrderState } from '../src/domain/types.ts';
 import { tradePnl } from '../src/domain/pnl.ts';
-import type { Store, NewIntent, PositionRecord } from '../src/store/index.ts';
+import type { Store, NewIntent, OrderRecord, PositionRecord } from '../src/store/index.ts';
 import type { VenuePort } from '../src/venue/port.ts';
 import type { Logger } from '../src/ops/logger.ts';
 import type { ApprovedOrder, Bus } from './bus.ts';
@@ -38,6 +46,14 @@ export interface OrderManagerOptions {
   readonly trailPct?: number;
 }
 
+/** States in which an order actor is waiting on the venue (a stop must let them finish). */
+const IN_FLIGHT: ReadonlySet<OrderState> = new Set(['intent', 'submitting', 'unknown', 'cancelling']);
+/** States that prove the venue holds (or held) a placed order. */
+const ACKNOWLEDGED: ReadonlySet<OrderState> = new Set(['resting', 'partially_filled', 'filled']);
+/** Used when a position row carries no stop / target (it should): 2 % stop, 2R target. */
+const FALLBACK_STOP_FRAC = new Decimal('0.02');
+
+/** Real timers schedule; `now` (the exchange's time in tests and replay) judges expiry. */
 function clock(now: () => number) {
   return {
     setTimeout: (fn: (...a: unknown[]) => void, ms: number) => setTimeout(fn, ms),
@@ -46,21 +62,33 @@ function clock(now: () => number) {
   };
 }
 
+function sumSz(fills: readonly Fill[]): Decimal {
+  return fills.reduce((a, f) => a.plus(f.sz), ZERO);
+}
+
+/** A position row without its `updatedAt`, so an upsert stamps the time of this write. */
+function fresh(p: PositionRecord): Omit<PositionRecord, 'updatedAt'> {
+  const { updatedAt: _stale, ...rest } = p;
+  return rest;
+}
+
 export class OrderManager {
   readonly #o: OrderManagerOptions;
   readonly #actors = new Map<Cloid, OrderActor>();
+  readonly #protection: ProtectionConfig;
   #accepting = true;
   #unsubs: (() => void)[] = [];
 
   constructor(opts: OrderManagerOptions) {
     this.#o = opts;
+    this.#protection = { ...DEFAULT_PROTECTION_CONFIG, ...(opts.triggerSlippage !== undefined ? { slippageFrac: new Decimal(opts.triggerSlippage) } : {}) };
   }
 
   get liveOrders(): number {
     return this.#actors.size;
   }
 
-  /** Rebuilds the actors of every unresolved order (boot is recovery) and starts listening. */
+  /** Rebuilds the actors of every unresolved order and reviews every position (boot is recovery), then listens. */
   start(): void {
     const { store, bus, log } = this.#o;
     for (const rec of store.orders.unresolved()) {
@@ -70,9 +98,16 @@ export class OrderManager {
         ...(rec.oid !== undefined ? { oid: rec.oid } : {}),
         ...(rec.expiresAfter !== undefined ? { expiresAfter: rec.expiresAfter } : {}),
         ...(rec.avgPx ? { avgPx: rec.avgPx.toFixed() } : {}),
+        // Fills applied before the restart stay counted (and deduplicated) by the new actor.
+        fills: store.fills.byCloid(rec.cloid).map((f) => ({ tid: f.tid, sz: f.sz, px: f.px, fee: f.fee, time: f.time, oid: f.oid })),
       };
       log.info({ cloid: rec.cloid, state: rec.state, kind: rec.kind }, 'resuming unresolved order');
       this.#spawn(rec, resume);
+    }
+    // A crash may have fallen between two steps of protection: finish them.
+    for (const pos of store.positions.all()) {
+      this.#review(pos.coin);
+      this.#retireReplacedStops(pos.coin);
     }
     this.#unsubs.push(bus.on('order.approved', (a) => this.submitEntry(a)));
     this.#unsubs.push(bus.on('fills', (f) => this.onFills(f.fills)));
@@ -80,6 +115,9 @@ export class OrderManager {
       bus.on('orderUpdates', (updates) => {
         for (const u of updates) {
           if (!u.cloid) continue;
+          // A trigger order is acknowledged without an oid; its first update tells it.
+          const rec = store.orders.byCloid(u.cloid);
+          if (rec && rec.oid === undefined) store.orders.updateState(u.cloid, { oid: u.oid });
           this.#actors.get(u.cloid)?.send({ type: OrderEvents.VENUE_UPDATE, status: u.status, sz: u.sz, origSz: u.origSz, time: u.time, oid: u.oid });
         }
       }),
@@ -91,10 +129,11 @@ export class OrderManager {
     this.#accepting = false;
   }
 
-  /** Resolves when no order actor is in flight (submitting / unknown / cancelling), or at the deadline. */
+  /** Resolves when no order actor is in flight (intent / submitting / unknown / cancelling), or at the deadline. */
   async drain(deadlineMs: number): Promise<boolean> {
     const until = this.#o.now() + deadlineMs;
-    const busy = () => [...this.#actors.values()].some((a) => ['intent', 'submitting', 'unknown', 'cancelling'].includes(String(a.getSnapshot().value)));
+    // orderStateOf: `unknown` and `cancelling` have substates, so the snapshot value is an object.
+    const busy = () => [...this.#actors.values()].some((a) => IN_FLIGHT.has(orderStateOf(a.getSnapshot())));
     while (busy() && this.#o.now() < until) await new Promise((r) => setTimeout(r, 50));
     return !busy();
   }
@@ -154,11 +193,14 @@ export class OrderManager {
     const machine = orderMachine.provide({
       actors: {
         placeOrder: fromPromise(async ({ input }: { input: PlaceOrderInput }) => {
-          log.info({ cloid: input.intent.cloid, coin: input.intent.coin, expiresAfter: input.expiresAfter }, 'sending order');
+          log.info({ cloid: input.intent.cloid, coin: input.intent.coin, kind: input.intent.kind, expiresAfter: input.expiresAfter }, 'sending order');
           return venue.place(input.intent, { expiresAfter: input.expiresAfter });
         }),
         queryStatus: fromPromise(async ({ input }: { input: QueryStatusInput }) => venue.orderStatus(input.cloid)),
-        cancelOrder: fromPromise(async ({ input }: { input: CancelOrderInput }) => venue.cancel(input.coin, input.cloid, { expiresAfter: input.expiresAfter })),
+        cancelOrder: fromPromise(async ({ input }: { input: CancelOrderInput }) => {
+          log.info({ cloid: input.cloid, coin: input.coin, oid: input.oid, expiresAfter: input.expiresAfter }, 'sending cancel');
+          return venue.cancel(input.coin, input.cloid, { expiresAfter: input.expiresAfter });
+        }),
       },
     });
     const actor = createActor(machine, { input: { intent, ...(resume ? { resume } : {}), config: this.#o.orderConfig }, clock: clock(this.#o.now) });
@@ -167,7 +209,7 @@ export class OrderManager {
     actor.subscribe({
       error: (err) => {
         log.error({ cloid: intent.cloid, err }, 'order actor failed');
-        this.#actors.delete(intent.cloid);
+        if (this.#actors.get(intent.cloid) === actor) this.#actors.delete(intent.cloid);
       },
     });
     actor.start();
@@ -180,31 +222,47 @@ export class OrderManager {
       filledSz: e.filledSz,
       ...(e.oid !== undefined ? { oid: e.oid } : {}),
       ...(e.avgPx ? { avgPx: e.avgPx } : {}),
-      ...(e.error !== undefined ? { lastError: e.error } : {}),
+      lastError: e.error ?? null,
       ...(e.expiresAfter !== undefined ? { expiresAfter: e.expiresAfter } : {}),
       ...(e.state === 'submitting' ? { submittedAt: this.#o.now() } : {}),
     });
     const level = e.state === 'rejected' || e.state === 'unknown' ? 'warn' : 'info';
     log[level]({ cloid: intent.cloid, coin: intent.coin, kind: intent.kind, state: e.state, oid: e.oid, filledSz: e.filledSz.toFixed(), avgPx: e.avgPx?.toFixed(), error: e.error }, `order ${e.state}`);
+    // A stop the venue acknowledged takes over from the stops it replaces.
+    if (intent.kind === 'stop_loss' && (e.state === 'resting' || e.state === 'partially_filled')) this.#retireReplacedStops(intent.coin);
     if (TERMINAL_ORDER_STATES.has(e.state)) {
-      this.#actors.get(intent.cloid)?.stop();
+      // The actor is in a final state and stops by itself; it is only forgotten here.
       this.#actors.delete(intent.cloid);
       this.#afterTerminal(intent, e);
     }
   }
 
-  /** What happens when an order is finished: protect a new position, tidy up a closed one. */
+  /** What happens when an order is finished: protect a new position, tidy up, move the stop. */
   #afterTerminal(intent: OrderIntent, e: OrderStateEmitted): void {
-    const { store } = this.#o;
+    const { store, log } = this.#o;
     const pos = store.positions.get(intent.coin);
-    if (intent.kind !== 'entry' || !pos) return;
-    if (e.filledSz.gt(0) && pos.stage === 'unprotected') {
-      // Protect what the entry filled, at its average price: the venue's report, which may run
-      // ahead of the fills applied to the position row so far.
-      const signed = intent.side === 'buy' ? e.filledSz : e.filledSz.neg();
-      this.#protect({ ...pos, szi: signed, entryPx: e.avgPx ?? pos.entryPx });
-    } else if (e.filledSz.isZero() && pos.szi.isZero()) {
-      store.positions.remove(intent.coin);
+    if (!pos) return;
+    if (intent.kind === 'entry') {
+      if (e.filledSz.isZero() && pos.szi.isZero() && pos.entryCloid === intent.cloid) store.positions.remove(intent.coin);
+      else this.#review(intent.coin);
+      return;
+    }
+    if (intent.kind === 'take_profit_1') {
+      this.#review(intent.coin);
+      return;
+    }
+    if (intent.kind === 'stop_loss' && e.state === 'rejected' && pos.stopCloid === intent.cloid && !pos.szi.isZero()) {
+      // The replacement never went live: the stop it was to replace is still the protection.
+      const previous = store.orders
+        .unresolved()
+        .filter((o) => o.coin === intent.coin && o.kind === 'stop_loss' && o.cloid !== intent.cloid && o.state !== 'cancelling')
+        .at(-1);
+      if (previous) {
+        store.positions.upsert({ ...fresh(pos), stopCloid: previous.cloid });
+        log.error({ cloid: intent.cloid, coin: intent.coin, keeps: previous.cloid, error: e.error }, 'replacement stop rejected: the previous stop stays in place');
+      } else {
+        log.error({ cloid: intent.cloid, coin: intent.coin, szi: pos.szi.toFixed(), error: e.error }, 'stop rejected and no other stop protects the position');
+      }
     }
   }
 
@@ -221,7 +279,7 @@ export class OrderManager {
         return this.#applyToPosition(f);
       });
       if (followUp === undefined) continue;
-      log.info({ cloid: f.cloid, tid: f.tid, coin: f.coin, side: f.side, px: f.px.toFixed(), sz: f.sz.toFixed(), fee: f.fee.toFixed() }, 'fill');
+      log.info({ cloid: f.cloid, tid: f.tid, oid: f.oid, coin: f.coin, side: f.side, px: f.px.toFixed(), sz: f.sz.toFixed(), fee: f.fee.toFixed() }, 'fill');
       if (f.cloid) this.#actors.get(f.cloid)?.send({ type: OrderEvents.FILL, tid: f.tid, sz: f.sz, px: f.px, fee: f.fee, time: f.time, oid: f.oid });
       followUp();
     }
@@ -230,25 +288,24 @@ export class OrderManager {
   /** Position and trade bookkeeping for one new fill (inside the caller's transaction); returns what to do after commit. */
   #applyToPosition(f: Fill): () => void {
     const { store, log } = this.#o;
-    const none = () => {};
+    const review = () => this.#review(f.coin);
     const signed = f.side === 'buy' ? f.sz : f.sz.neg();
     const pos: PositionRecord | undefined = store.positions.get(f.coin);
     const szi = pos?.szi ?? ZERO;
     const next = szi.plus(signed);
-    const order = f.cloid ? store.orders.byCloid(f.cloid) : undefined;
     if (szi.isZero() || szi.isPositive() === signed.isPositive()) {
-      // Opening or adding: the entry price is size-weighted.
-      // Size-weighted entry, kept to 12 decimals (display and PnL precision far beyond the tick).
+      // Opening or adding: the entry price is size-weighted, kept to 12 decimals (display and
+      // PnL precision far beyond the tick).
       const entryPx = szi.isZero() ? f.px : pos!.entryPx.times(szi.abs()).plus(f.px.times(f.sz)).div(next.abs()).toDecimalPlaces(12);
       store.positions.upsert({
-        ...(pos ?? { coin: f.coin, stage: 'unprotected' as const, tpCloids: [] }),
+        ...(pos ? fresh(pos) : { coin: f.coin, stage: 'unprotected' as const, tpCloids: [] }),
         coin: f.coin,
         szi: next,
         entryPx,
         entryFees: (pos?.entryFees ?? ZERO).plus(f.fee),
         openedAt: pos?.openedAt ?? f.time,
       });
-      return none;
+      return review;
     }
     // Reducing (or flipping): realise PnL on the closed part.
     const closed = Decimal.min(f.sz, szi.abs());
@@ -281,10 +338,8 @@ export class OrderManager {
       store.positions.upsert({ coin: f.coin, szi: next, entryPx: f.px, entryFees: f.fee.minus(exitFee), openedAt: f.time, stage: 'unprotected', tpCloids: [] });
       return () => this.#cancelProtection(pos!);
     }
-    const reduced = { ...pos!, szi: next, entryFees: pos!.entryFees.minus(entryFeeShare) };
-    store.positions.upsert(reduced);
-    if (order?.kind === 'take_profit_1' && pos!.stage === 'open') return () => this.#moveStopToBreakEven(store.positions.get(f.coin) ?? reduced);
-    return none;
+    store.positions.upsert({ ...fresh(pos!), szi: next, entryFees: pos!.entryFees.minus(entryFeeShare) });
+    return review;
   }
 
   #instrument(coin: Coin): Instrument {
@@ -293,66 +348,122 @@ export class OrderManager {
     return i;
   }
 
-  #protective(pos: PositionRecord, kind: OrderKind, sz: Decimal, triggerPx: Decimal, tpsl: 'tp' | 'sl'): OrderIntent {
-    const inst = this.#instrument(pos.coin);
-    const closing = pos.szi.isPositive() ? 'sell' : 'buy';
-    const slip = new Decimal(this.#o.triggerSlippage ?? 0.05);
-    // Market triggers still carry a limit: the slippage cap from the trigger price.
-    const limit = closing === 'sell' ? roundPrice(triggerPx.times(Decimal.sub(1, slip)), inst.szDecimals, 'down') : roundPrice(triggerPx.times(slip.plus(1)), inst.szDecimals, 'up');
-    return this.#commit({
-      coin: pos.coin,
-      assetId: inst.assetId,
-      side: closing,
-      sz,
-      px: limit,
-      reduceOnly: true,
-      tif: 'Gtc',
-      trigger: { triggerPx, tpsl, isMarket: true },
-      kind,
-      ...(pos.entryCloid ? { parentCloid: pos.entryCloid } : {}),
-      createdAt: this.#o.now(),
-    });
+  /** Moves a position's protection forward from what is known now; idempotent (stages guard each step). */
+  #review(coin: Coin): void {
+    const pos = this.#o.store.positions.get(coin);
+    if (!pos) return;
+    if (pos.stage === 'unprotected') this.#maybeProtect(pos);
+    else if (pos.stage === 'open' && this.#tp1Done(pos)) this.#moveStopToBreakEven(pos);
   }
 
-  /** Stop-loss for the whole size, TP1 for half at 1R, TP2 for the rest at the target. */
-  #protect(pos: PositionRecord): void {
+  /** Protects a position once its entry is finished with a fill and its average price is known. */
+  #maybeProtect(pos: PositionRecord): void {
     const { store, log } = this.#o;
-    const inst = this.#instrument(pos.coin);
-    const size = pos.szi.abs();
-    const long = pos.szi.isPositive();
-    const stopPx = pos.initialStopPx ?? (long ? pos.entryPx.times(0.98) : pos.entryPx.times(1.02));
-    const stop = roundPrice(stopPx, inst.szDecimals, long ? 'down' : 'up');
-    const r = pos.entryPx.minus(stop).abs();
-    const target = roundPrice(pos.takeProfitPx ?? (long ? pos.entryPx.plus(r.times(2)) : pos.entryPx.minus(r.times(2))), inst.szDecimals, long ? 'down' : 'up');
-    const oneR = roundPrice(long ? pos.entryPx.plus(r) : pos.entryPx.minus(r), inst.szDecimals, long ? 'up' : 'down');
-    const half = roundSize(size.div(2), inst.szDecimals);
-    const twoSteps = half.gt(0) && half.times(oneR).gte(10) && size.minus(half).times(target).gte(10);
-    const sl = this.#protective(pos, 'stop_loss', size, stop, 'sl');
-    const tps: OrderIntent[] = twoSteps ? [this.#protective(pos, 'take_profit_1', half, oneR, 'tp'), this.#protective(pos, 'take_profit', size.minus(half), target, 'tp')] : [this.#protective(pos, 'take_profit', size, target, 'tp')];
+    if (!pos.entryCloid) return;
+    const entry = store.orders.byCloid(pos.entryCloid);
+    if (!entry || !TERMINAL_ORDER_STATES.has(entry.state) || entry.filledSz.isZero()) return;
+    // The venue's report may run ahead of the fills applied so far: its size is the one to protect.
+    const fills = store.fills.byCloid(entry.cloid);
+    const applied = sumSz(fills);
+    const avgPx = entry.avgPx ?? (applied.gt(0) ? fills.reduce((a, f) => a.plus(f.px.times(f.sz)), ZERO).div(applied) : undefined);
+    if (avgPx === undefined) {
+      log.warn({ cloid: entry.cloid, coin: pos.coin, filledSz: entry.filledSz.toFixed() }, 'entry filled but its price is not known yet: protection waits for its fills');
+      return;
+    }
+    this.#protect(pos, entry, avgPx);
+  }
+
+  /** Stop-loss for the whole size, TP1 for half at 1R, TP2 for the rest at the target (planProtection). */
+  #protect(pos: PositionRecord, entry: OrderRecord, avgEntryPx: Decimal): void {
+    const { store, log } = this.#o;
+    const instrument = this.#instrument(pos.coin);
+    const direction: Direction = entry.side === 'buy' ? 'long' : 'short';
+    const base: Omit<FilledEntry, 'stopPx' | 'takeProfitPx'> = { instrument, direction, filledSz: entry.filledSz, avgEntryPx, entryCloid: entry.cloid, time: this.#o.now() };
+    const s = direction === 'long' ? -1 : 1;
+    let result = pos.initialStopPx && pos.takeProfitPx ? planProtection({ ...base, stopPx: pos.initialStopPx, takeProfitPx: pos.takeProfitPx }, this.#protection) : undefined;
+    if (!result?.ok) {
+      // The signal's levels do not fit the actual fill (a gap through the stop, say): protect with
+      // a plain 2 % stop and a 2R target rather than leave the position bare.
+      const r = avgEntryPx.times(FALLBACK_STOP_FRAC);
+      const fallback = { ...base, stopPx: roundPrice(avgEntryPx.plus(r.times(s)), instrument.szDecimals), takeProfitPx: roundPrice(avgEntryPx.minus(r.times(2 * s)), instrument.szDecimals) };
+      log.error({ cloid: entry.cloid, coin: pos.coin, reason: result && !result.ok ? result.reason : 'no stop or target on the position', detail: result && !result.ok ? result.detail : undefined, stopPx: fallback.stopPx.toFixed() }, 'protection plan refused: using the fallback stop');
+      result = planProtection(fallback, this.#protection);
+    }
+    if (!result.ok) {
+      log.fatal({ cloid: entry.cloid, coin: pos.coin, reason: result.reason, detail: result.detail }, 'cannot protect the position');
+      return;
+    }
+    const { plan } = result;
+    const sl = this.#commit(plan.stopLoss);
+    const tps = plan.takeProfits.map((t) => this.#commit(t));
     // Only the protective fields change: size and entry stay what the applied fills say.
     const current = store.positions.get(pos.coin) ?? pos;
-    store.positions.upsert({ ...current, stage: 'open', stopCloid: sl.cloid, tpCloids: tps.map((t) => t.cloid), initialStopPx: stop, rUnit: r });
-    log.info({ cloid: sl.cloid, coin: pos.coin, szi: pos.szi.toFixed(), entryPx: pos.entryPx.toFixed(), stopPx: stop.toFixed(), tp: tps.map((t) => `${t.cloid}@${t.trigger!.triggerPx.toFixed()}x${t.sz.toFixed()}`) }, 'protecting position');
+    store.positions.upsert({ ...fresh(current), stage: 'open', stopCloid: sl.cloid, tpCloids: tps.map((t) => t.cloid), initialStopPx: plan.stopLoss.trigger!.triggerPx, rUnit: plan.risk });
+    log.info(
+      { cloid: sl.cloid, entryCloid: entry.cloid, coin: pos.coin, filledSz: entry.filledSz.toFixed(), entryPx: avgEntryPx.toFixed(), stopPx: plan.stopLoss.trigger!.triggerPx.toFixed(), tp: tps.map((t) => `${t.cloid}@${t.trigger!.triggerPx.toFixed()}x${t.sz.toFixed()}`) },
+      'protecting position',
+    );
     this.#spawn(sl);
     for (const t of tps) this.#spawn(t);
   }
 
-  /** After TP1: a break-even stop for the rest, placed before the old stop is cancelled. */
+  /** TP1 is done when the fills applied for it cover its size (or what it filled, once it is finished). */
+  #tp1Done(pos: PositionRecord): boolean {
+    const { store } = this.#o;
+    for (const c of pos.tpCloids) {
+      const tp = store.orders.byCloid(c);
+      if (tp?.kind !== 'take_profit_1') continue;
+      const target = TERMINAL_ORDER_STATES.has(tp.state) ? tp.filledSz : tp.sz;
+      return target.gt(0) && sumSz(store.fills.byCloid(c)).gte(target);
+    }
+    return false;
+  }
+
+  /**
+   * After TP1: a break-even stop for the rest (onTp1Filled). Its place step runs now; its cancel
+   * step runs when the venue acknowledges the new stop (#retireReplacedStops), never before.
+   */
   #moveStopToBreakEven(pos: PositionRecord): void {
     const { store, log } = this.#o;
-    const inst = this.#instrument(pos.coin);
-    const long = pos.szi.isPositive();
-    const be = roundPrice(pos.entryPx, inst.szDecimals, long ? 'up' : 'down');
-    const newStop = this.#protective(pos, 'stop_loss', pos.szi.abs(), be, 'sl');
-    const old = pos.stopCloid;
-    store.positions.upsert({ ...pos, stage: 'tp1_done', stopCloid: newStop.cloid, tpCloids: pos.tpCloids });
-    log.info({ cloid: newStop.cloid, coin: pos.coin, stopPx: be.toFixed(), replaces: old }, 'stop moved to break-even');
+    const instrument = this.#instrument(pos.coin);
+    const direction: Direction = pos.szi.isPositive() ? 'long' : 'short';
+    const position = { instrument, direction, sz: pos.szi.abs(), entryPx: pos.entryPx, ...(pos.entryCloid ? { entryCloid: pos.entryCloid } : {}) };
+    const old = pos.stopCloid ? store.orders.byCloid(pos.stopCloid) : undefined;
+    const now = this.#o.now();
+    let place: ProtectiveIntent | undefined;
+    if (old?.trigger) {
+      const plan = onTp1Filled(position, { cloid: old.cloid, triggerPx: old.trigger.triggerPx }, now, this.#protection);
+      for (const step of plan.steps) if (step.kind === 'place') place = step.intent;
+    } else {
+      const be = roundPrice(pos.entryPx, instrument.szDecimals, direction === 'long' ? 'up' : 'down');
+      place = stopIntent(instrument, direction, position.sz, be, now, pos.entryCloid, this.#protection);
+    }
+    if (!place) return;
+    const newStop = this.#commit(place);
+    store.positions.upsert({ ...fresh(pos), stage: 'tp1_done', stopCloid: newStop.cloid });
+    log.info({ cloid: newStop.cloid, coin: pos.coin, sz: newStop.sz.toFixed(), stopPx: newStop.trigger!.triggerPx.toFixed(), replaces: old?.cloid }, 'stop moved to break-even');
     this.#spawn(newStop);
-    if (old) this.#cancel(old);
+  }
+
+  /** Cancels the stops the position's current stop replaced, once the venue holds the current one. */
+  #retireReplacedStops(coin: Coin): void {
+    const { store, log } = this.#o;
+    const pos = store.positions.get(coin);
+    if (!pos?.stopCloid) return;
+    const current = store.orders.byCloid(pos.stopCloid);
+    if (!current || !ACKNOWLEDGED.has(current.state)) return;
+    for (const o of store.orders.unresolved()) {
+      if (o.coin !== coin || o.kind !== 'stop_loss' || o.cloid === pos.stopCloid || o.state === 'cancelling') continue;
+      log.info({ cloid: o.cloid, coin, replacedBy: pos.stopCloid }, 'cancelling the replaced stop');
+      this.#cancel(o.cloid);
+    }
   }
 
   #cancelProtection(pos: PositionRecord): void {
-    for (const c of [pos.stopCloid, ...pos.tpCloids]) if (c) this.#cancel(c);
+    const { store } = this.#o;
+    const cloids = new Set<Cloid>([...(pos.stopCloid ? [pos.stopCloid] : []), ...pos.tpCloids]);
+    if (pos.entryCloid) for (const o of store.orders.children(pos.entryCloid)) cloids.add(o.cloid);
+    for (const c of cloids) this.#cancel(c);
   }
 
   #cancel(cloid: Cloid): void {
