@@ -99,6 +99,11 @@ async function seed(a: Account): Promise<void> {
   expect(open.filter((o) => o.isTrigger)).toHaveLength(4);
 }
 
+async function setFaults(body: Record<string, number>): Promise<void> {
+  const r = await fetch(`${rig.sim.url}/_sim/faults`, { method: 'POST', body: JSON.stringify(body) });
+  expect(r.status).toBe(200);
+}
+
 function truthOf(user: string) {
   const gt = rig.sim.exchange.groundTruth();
   const acct = gt.accounts.find((x) => x.address === user)!;
@@ -201,12 +206,12 @@ describe('flatten against the simulator', () => {
     const a = await newAccount('faults');
     await seed(a);
     const canceller = createOidCanceller({ apiUrl: rig.sim.url, wallet: a.agent, network: 'paper', timeoutMs: 3_000, venue: a.venue });
-    rig.sim.faults.set({ http5xx: 0.15, lostResponse: 0.15 });
+    await setFaults({ http5xx: 0.15, lostResponse: 0.15 });
     let r;
     try {
       r = await flatten(a.venue, options({ deadlineMs: 60_000, concurrency: 1, cancelByOid: canceller.cancelByOid }));
     } finally {
-      rig.sim.faults.set({});
+      await setFaults({});
     }
     expect(r.flat).toBe(true);
     expect(r.failures).toBeGreaterThan(0);
@@ -218,6 +223,34 @@ describe('flatten against the simulator', () => {
     expectOnlyReducingCloses(a.user, new Set(r.closeOrders.map((c) => c.cloid)));
     // Every close sent was committed first: the venue knows no flatten cloid the store does not.
     for (const c of r.closeOrders) expect(store.orders.byCloid(c.cloid)?.kind).toBe('flatten');
+  });
+
+  it('partial fills: each further close is sized to what the venue still reports, never more', async () => {
+    const a = await newAccount('partial');
+    await seed(a);
+    const canceller = createOidCanceller({ apiUrl: rig.sim.url, wallet: a.agent, network: 'paper', timeoutMs: 3_000, venue: a.venue });
+    await setFaults({ partialFill: 0.6 });
+    let r;
+    try {
+      r = await flatten(a.venue, options({ concurrency: 1, cancelByOid: canceller.cancelByOid }));
+    } finally {
+      await setFaults({});
+    }
+    expect(r.flat).toBe(true);
+    expect(truthOf(a.user)).toMatchObject({ positions: [], openOrders: [] });
+    // Partial fills happened: more closes than positions.
+    expect(r.closeOrders.length).toBeGreaterThan(2);
+    for (const coin of Object.keys(POSITIONS)) {
+      const closes = r.closeOrders.filter((c) => c.coin === coin);
+      let left = dec(POSITIONS[coin as keyof typeof POSITIONS].sz);
+      for (const c of closes) {
+        expect(c.positionSzi.abs().eq(left), `${coin}: sized from ${c.positionSzi.toFixed()}, venue had ${left.toFixed()}`).toBe(true);
+        expect(c.sz.eq(left)).toBe(true);
+        if (c.result?.kind === 'filled') left = left.minus(c.result.totalSz);
+      }
+      expect(left.isZero()).toBe(true);
+    }
+    expectOnlyReducingCloses(a.user, new Set(r.closeOrders.map((c) => c.cloid)));
   });
 
   it('a slippage cap the book cannot meet leaves the positions, and the report says so at the deadline', async () => {
