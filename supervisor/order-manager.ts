@@ -129,12 +129,16 @@ export class OrderManager {
     this.#accepting = false;
   }
 
-  /** Resolves when no order actor is in flight (intent / submitting / unknown / cancelling), or at the deadline. */
+  /**
+   * Resolves when no order actor is in flight (intent / submitting / unknown / cancelling), or
+   * after `deadlineMs` of waiting. The deadline is counted on the timers that drive the actors,
+   * not on `now`: a stepped exchange clock that stands still must not make a graceful stop hang.
+   */
   async drain(deadlineMs: number): Promise<boolean> {
-    const until = this.#o.now() + deadlineMs;
+    const pause = 50;
     // orderStateOf: `unknown` and `cancelling` have substates, so the snapshot value is an object.
     const busy = () => [...this.#actors.values()].some((a) => IN_FLIGHT.has(orderStateOf(a.getSnapshot())));
-    while (busy() && this.#o.now() < until) await new Promise((r) => setTimeout(r, 50));
+    for (let waited = 0; busy() && waited < deadlineMs; waited += pause) await new Promise((r) => setTimeout(r, pause));
     return !busy();
   }
 

@@ -112,6 +112,8 @@ describe('order manager against the simulator', () => {
     expect(mine.map((o) => o.cloid).sort()).toEqual([p.stop.cloid, p.tp1.cloid, p.tp2.cloid].sort());
     for (const o of mine) {
       const ours = order(o.cloid!);
+      // A trigger order is acknowledged without an oid; the manager records it from the order update.
+      expect(ours.oid).toBe(o.oid);
       expect(o).toMatchObject({ reduceOnly: true, isTrigger: true, side: long ? 'A' : 'B', tpsl: ours.trigger!.tpsl });
       expect(dec(o.origSz).eq(ours.sz) && dec(o.triggerPx!).eq(ours.trigger!.triggerPx)).toBe(true);
     }
@@ -225,6 +227,8 @@ describe('order manager against the simulator', () => {
     await rig.waitFor(() => (stateOf(cloid) === 'unknown' ? true : undefined), { what: 'unknown' });
     const expiresAfter = order(cloid).expiresAfter!;
     expect(expiresAfter).toBeGreaterThan(rig.now());
+    // A graceful stop would wait for it: an unknown order is in flight.
+    expect(await rig.om.drain(300)).toBe(false);
     await rig.setFaults({});
     // The venue answers "not found" now, but before the expiry that proves nothing.
     await rig.waitFor(() => (rig.logs.some((l) => l.msg === 'order unknown' && l.cloid === cloid) ? true : undefined));
@@ -241,6 +245,7 @@ describe('order manager against the simulator', () => {
     // The planned position of an entry that never happened is gone.
     expect(rig.store.positions.get('BTC')).toBeUndefined();
     expect(rig.store.orders.unresolved()).toEqual([]);
+    expect(await rig.om.drain(1_000)).toBe(true);
     expectEveryOrderLineHasCloid();
   });
 
@@ -319,5 +324,53 @@ describe('order manager against the simulator', () => {
     // A replayed TP1 fill does not move the stop a second time.
     expect(rig.store.positions.get('BTC')!.stopCloid).toBe(be.stopCloid);
     expect(rig.store.orders.children(entry).filter((o) => o.kind === 'stop_loss').length).toBe(2);
+  });
+
+  it('restart with a protected position: the resumed protective actors carry on through TP1 and the break-even move', async () => {
+    const plan = planRoundTrip(rig.sim, btc(), SZ);
+    stepToBlock(rig.sim, plan.entryBlock);
+    const entry = rig.om.submitEntry(entryFor(plan))!;
+    const p = await protectedEntry(entry);
+    await rig.waitFor(() => (p.kids.every((k) => order(k.cloid).oid !== undefined) ? true : undefined), { what: 'trigger oids recorded' });
+
+    await rig.restart();
+    for (const k of p.kids) expect(rig.logs.some((l) => l.msg === 'resuming unresolved order' && l.cloid === k.cloid && l.state === 'resting')).toBe(true);
+    expect(rig.om.liveOrders).toBe(3);
+    stepToBlock(rig.sim, plan.tp1Block);
+    const pos = await rig.waitFor(
+      () => {
+        const x = rig.store.positions.get('BTC');
+        return x?.stage === 'tp1_done' && stateOf(x.stopCloid!) === 'resting' && stateOf(p.stop.cloid) === 'cancelled' && stateOf(p.tp1.cloid) === 'filled' ? x : undefined;
+      },
+      { what: 'TP1 and break-even after the restart' },
+    );
+    expect(order(pos.stopCloid!).trigger!.triggerPx.eq(plan.breakEven)).toBe(true);
+    const open = (await rig.simState()).openOrders.filter((o) => o.user === rig.user).map((o) => o.cloid);
+    expect(open.sort()).toEqual([pos.stopCloid, p.tp2.cloid].sort());
+    expectEveryOrderLineHasCloid();
+  });
+
+  it('a break-even stop the venue rejects leaves the old stop in charge (never without a stop)', async () => {
+    const plan = planRoundTrip(rig.sim, btc(), SZ);
+    stepToBlock(rig.sim, plan.entryBlock);
+    const entry = rig.om.submitEntry(entryFor(plan))!;
+    const p = await protectedEntry(entry);
+    // Triggers fire inside the engine, not through an order action: TP1 still fills.
+    await rig.setFaults({ reject: 1 });
+    stepToBlock(rig.sim, plan.tp1Block);
+    const replacement = await rig.waitFor(
+      () => rig.store.orders.children(entry).find((o) => o.kind === 'stop_loss' && o.cloid !== p.stop.cloid && o.state === 'rejected'),
+      { what: 'the break-even stop rejected' },
+    );
+    await rig.waitFor(() => (rig.store.positions.get('BTC')?.stopCloid === p.stop.cloid ? true : undefined), { what: 'old stop back in charge' });
+    await new Promise((r) => setTimeout(r, 200));
+    const pos = rig.store.positions.get('BTC')!;
+    expect(pos.stage).toBe('tp1_done');
+    expect(pos.szi.abs().eq(SZ.minus(p.tp1.sz))).toBe(true);
+    expect(stateOf(p.stop.cloid)).toBe('resting');
+    expect(callIndex('cancel', 'start', p.stop.cloid)).toBe(-1);
+    const open = (await rig.simState()).openOrders.filter((o) => o.user === rig.user).map((o) => o.cloid);
+    expect(open.sort()).toEqual([p.stop.cloid, p.tp2.cloid].sort());
+    expect(rig.logs.some((l) => l.msg === 'replacement stop rejected: the previous stop stays in place' && l.cloid === replacement.cloid && l.keeps === p.stop.cloid)).toBe(true);
   });
 });
