@@ -71,6 +71,8 @@ export function chainHash(prevHash: string, seq: number, time: number, kind: str
 const INTEGER_KEY = /^(?:0|[1-9]\d*)$/;
 // JavaScript orders an object's own keys that are array indices (up to 2^32 - 2) first, numerically.
 function isIndexKey(k: string): boolean {
+  const c = k.charCodeAt(0);
+  if (c < 48 || c > 57) return false;
   return INTEGER_KEY.test(k) && (k.length < 10 || Number(k) <= 4294967294);
 }
 
@@ -80,6 +82,13 @@ function compareKeys(a: string, b: string): number {
   if (ai && bi) return Number(a) - Number(b);
   if (ai !== bi) return ai ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Keys in canonical order: the default sort (UTF-16 code units) unless an index-like key needs moving. */
+function sortKeys(keys: string[]): string[] {
+  keys.sort();
+  for (const k of keys) if (isIndexKey(k)) return keys.sort(compareKeys);
+  return keys;
 }
 
 function numberText(n: number): string {
@@ -93,21 +102,31 @@ function decimalText(d: DecimalJs): string {
   return JSON.stringify(d.isZero() ? '0' : d.toFixed());
 }
 
-function objectText(entries: Iterable<readonly [string, unknown]>, seen: Set<object>, depth: number): string {
-  const parts: [string, string][] = [];
-  for (const [k, v] of entries) {
-    const text = valueText(v, seen, depth);
-    if (text !== undefined) parts.push([k, text]);
-  }
-  parts.sort((x, y) => compareKeys(x[0], y[0]));
+/** A plain object: its own enumerable string keys. The hot path, so no intermediate entries. */
+function plainObjectText(o: Record<string, unknown>, seen: Set<object>, depth: number): string {
   let out = '{';
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) {
-      // Only a Map can do this (keys 1 and '1'): JSON would keep one of them silently.
-      if (parts[i]![0] === parts[i - 1]![0]) throw new BlackboxError('invalid_payload', `payload has the key ${JSON.stringify(parts[i]![0])} twice`);
-      out += ',';
-    }
-    out += `${JSON.stringify(parts[i]![0])}:${parts[i]![1]}`;
+  for (const k of sortKeys(Object.keys(o))) {
+    const text = valueText(o[k], seen, depth);
+    if (text === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(k)}:${text}`;
+  }
+  return `${out}}`;
+}
+
+function entriesText(entries: readonly (readonly [string, unknown])[], seen: Set<object>, depth: number): string {
+  const byKey = new Map<string, unknown>();
+  for (const [k, v] of entries) {
+    // Only a Map can do this (keys 1 and '1'): JSON would keep one of them silently.
+    if (byKey.has(k)) throw new BlackboxError('invalid_payload', `payload has the key ${JSON.stringify(k)} twice`);
+    byKey.set(k, v);
+  }
+  let out = '{';
+  for (const k of sortKeys([...byKey.keys()])) {
+    const text = valueText(byKey.get(k), seen, depth);
+    if (text === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(k)}:${text}`;
   }
   return `${out}}`;
 }
@@ -139,18 +158,18 @@ function valueText(v: unknown, seen: Set<object>, depth: number): string | undef
     if (o instanceof Map) {
       const entries: [string, unknown][] = [];
       for (const [k, x] of o as Map<unknown, unknown>) entries.push([typeof k === 'string' ? k : canonicalKey(k, seen, d), x]);
-      return objectText(entries, seen, d);
+      return entriesText(entries, seen, d);
     }
     if (o instanceof Set) {
       const items = [...(o as Set<unknown>)].map((x) => valueText(x, seen, d) ?? 'null').sort();
       return `[${items.join(',')}]`;
     }
     if (o instanceof Date) return numberText(o.getTime());
-    if (o instanceof Error) return objectText([['name', o.name], ['message', o.message]], seen, d);
+    if (o instanceof Error) return entriesText([['name', o.name], ['message', o.message]], seen, d);
     if (ArrayBuffer.isView(o)) return `[${Array.from(o as unknown as ArrayLike<number>, (x) => numberText(Number(x))).join(',')}]`;
     const toJSON = (o as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') return valueText(toJSON.call(o), seen, d);
-    return objectText(Object.entries(o), seen, d);
+    return plainObjectText(o as Record<string, unknown>, seen, d);
   } finally {
     seen.delete(o);
   }
