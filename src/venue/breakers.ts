@@ -9,7 +9,8 @@
  *  - A call short-circuited by an open breaker never ran: `open` means nothing was sent.
  *  - What counts as a failure is the caller's decision per call (`isFailure` for returned values,
  *    `isBenignError` for thrown ones): a venue's refusal is an answer, not a sick endpoint. A call
- *    the caller itself aborted is never held against the endpoint.
+ *    the caller itself aborted is not held against a closed endpoint (but it fails a half-open
+ *    trial rather than close the breaker on no evidence).
  *  - State changes are reported once each, in order, to every listener; a throwing listener cannot
  *    break the breaker.
  */
@@ -161,7 +162,9 @@ export class EndpointBreaker {
         return v;
       },
       benign: (e) => {
-        if (caller?.aborted) return true;
+        // opossum has no "neither": a call the caller abandoned is let off while closed, but held
+        // against a half-open trial, since calling it a success would close an unproven breaker.
+        if (caller?.aborted) return !this.#cb.halfOpen;
         if (e instanceof FailedValue || codeOf(e) === 'ETIMEDOUT') return false;
         return opts.isBenignError?.(e) ?? false;
       },
