@@ -58,7 +58,7 @@ function build() {
     budget,
     now: () => rig.sim.clock.now(),
     breakers: {
-      ws: { timeoutMs: 300, volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
+      ws: { timeoutMs: 1_000, volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
       exchange: { timeoutMs: 2_000, volumeThreshold: 2, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
     },
   });

@@ -49,7 +49,7 @@ function counting(inner: VenuePort) {
 
 const FAST: Partial<Record<BreakerClass, Partial<BreakerSettings>>> = {
   info: { timeoutMs: 1_000, volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
-  exchange: { timeoutMs: 400, volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
+  exchange: { timeoutMs: 1_000, volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeoutMs: 300, rollingWindowMs: 10_000 },
 };
 
 let rig: SdkRig;
@@ -131,8 +131,8 @@ describe('info breaker', () => {
       expect((e as VenueError).kind).toBe('transport');
     }
     expect(venue.breakerStates().info).toBe('open');
-    // 1 success + 3 failures is below the volume threshold of 4 calls... the 4th call decides:
-    // 3 failures of 4 calls is 75 % > 50 %.
+    // opossum decides on each failure once the window holds 4 calls: 1 success + 3 failures is
+    // 75 % > 50 %, so the third failure opens it (the first two were below the volume threshold).
     expect(count('mids')).toBe(1 + attempts);
     expect(attempts).toBe(3);
     const reached = count('mids');
@@ -222,7 +222,7 @@ describe('exchange breaker', () => {
 
   it('a place slower than the breaker timeout is abandoned (signal aborted), reported unknown, and resolved by cloid', async () => {
     const { venue, calls } = build();
-    await setFaults({ latency: 1, latencyMs: 1_500 });
+    await setFaults({ latency: 1, latencyMs: 3_000 });
     const intent = restingBuy();
     const r = await venue.place(intent, act());
     expect(r.kind).toBe('unknown');
@@ -231,7 +231,7 @@ describe('exchange breaker', () => {
     expect(sent.signal?.aborted).toBe(true);
     await setFaults({});
     // Let the simulator's delayed handler finish whatever it will do with the request.
-    await new Promise((res) => setTimeout(res, 1_700));
+    await new Promise((res) => setTimeout(res, 2_300));
     const status = await venue.orderStatus(intent.cloid);
     const truth = (await simOrders()).find((o) => o.cloid === intent.cloid);
     expect(status.found).toBe(truth !== undefined);
