@@ -109,12 +109,12 @@ export class WsHub {
   }
 
   attach(ws: WebSocket, ip: string): void {
-    const conn: Conn = { ws, ip, subs: new Map(), stalledUntil: 0, lastHeard: this.#deps.now(), inflight: 0, lastFrame: new Map(), held: undefined, lastBook: new Map() };
+    const conn: Conn = { ws, ip, subs: new Map(), stalledUntil: 0, lastHeard: performance.now(), inflight: 0, lastFrame: new Map(), held: undefined, lastBook: new Map() };
     this.#conns.add(conn);
     ws.on('close', () => this.#conns.delete(conn));
     ws.on('error', () => this.#conns.delete(conn));
     ws.on('message', (data, isBinary) => {
-      conn.lastHeard = this.#deps.now();
+      conn.lastHeard = performance.now();
       if (isBinary) return;
       void this.#onMessage(conn, data.toString());
     });
@@ -266,8 +266,11 @@ export class WsHub {
   housekeeping(): void {
     const f = this.#deps.faults;
     const now = this.#deps.now();
+    // Idleness is about the connection, so it is judged on the wall clock even when the exchange
+    // clock is stepped manually (a long step must not look like a silent client).
+    const wall = performance.now();
     for (const c of [...this.#conns]) {
-      if (now - c.lastHeard > IDLE_TIMEOUT_MS || f.fires('wsDisconnect') || (f.rate('outage') > 0 && f.fires('outage'))) {
+      if (wall - c.lastHeard > IDLE_TIMEOUT_MS || f.fires('wsDisconnect') || (f.rate('outage') > 0 && f.fires('outage'))) {
         c.ws.terminate();
         this.#conns.delete(c);
         continue;
