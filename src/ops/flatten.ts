@@ -24,7 +24,7 @@
  */
 import { Decimal, dec, roundPrice, roundSize } from '../domain/decimal.ts';
 import { closingSide, type CancelResult, type Cloid, type Coin, type Instrument, type OrderIntent, type PlaceResult, type Position, type VenueOrder } from '../domain/types.ts';
-import type { ActOptions, VenuePort } from '../venue/port.ts';
+import { VenueError, type ActOptions, type VenuePort } from '../venue/port.ts';
 
 /** What VenuePort lacks to cancel an order that has no cloid. The adapter should grow it. */
 export interface OidCancelling {
@@ -66,8 +66,12 @@ export interface FlattenOptions {
   readonly expiresAfterMs?: number;
   /** Upper bound on any single venue call, real ms (default 5000); a call cut short is a failure / unknown. */
   readonly requestTimeoutMs?: number;
-  /** Backoff after a loop that failed to read or act (default 100 ms doubling to 2 s). */
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * Pause after a loop that failed to read or act: `initialMs` when it still made progress
+   * (something cancelled or filled), else doubling per loop without progress up to `maxMs`, or up to
+   * `rateLimitMaxMs` while the venue answers 429. Default 100 ms / 1 s / 10 s.
+   */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number; readonly rateLimitMaxMs?: number };
   /** Concurrent cancels / closes (default 8; 1 makes the request order deterministic). */
   readonly concurrency?: number;
   /** Cancel by oid for orders without a cloid, when the venue itself lacks `cancelByOid`. */
@@ -111,7 +115,7 @@ export interface FlattenReport {
   readonly reason?: string;
 }
 
-const DEFAULTS = { expiresAfterMs: 5_000, requestTimeoutMs: 5_000, backoff: { initialMs: 100, maxMs: 2_000 }, concurrency: 8 } as const;
+const DEFAULTS = { expiresAfterMs: 5_000, requestTimeoutMs: 5_000, backoff: { initialMs: 100, maxMs: 1_000, rateLimitMaxMs: 10_000 }, concurrency: 8 } as const;
 /** The venue refuses a dead-man time less than 5 s ahead; the extra second absorbs clock skew. */
 const DEAD_MAN_LEAD_MS = 6_000;
 
@@ -207,7 +211,10 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
   let cancelled = 0;
   let cancelRequests = 0;
   let failures = 0;
-  let unclean = 0;
+  let stalled = 0;
+  // Per loop: whether anything definite happened, and whether the venue said to slow down.
+  let progress = false;
+  let rateLimited = false;
   let deadManArmedFor: number | undefined;
   const closeOrders: CloseOrderRecord[] = [];
   let lastOrders: VenueOrder[] = [];
@@ -220,14 +227,23 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
   const callMs = () => Math.max(1, Math.min(requestTimeoutMs, timeLeft()));
   const act = (signal: AbortSignal): ActOptions => ({ expiresAfter: opts.now() + expiresAfterMs, signal });
 
-  async function read<T>(what: string, call: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+  type Read<T> = { ok: true; value: T } | { ok: false; error: unknown };
+  async function attempt<T>(what: string, call: () => Promise<T>): Promise<Read<T>> {
     try {
       return { ok: true, value: await bounded(what, callMs(), () => call()) };
     } catch (e) {
-      failures++;
-      log.warn({ what, err: errText(e), loop: loops }, 'flatten: read failed, will retry');
-      return { ok: false };
+      return { ok: false, error: e };
     }
+  }
+  function readFailed(what: string, e: unknown): void {
+    failures++;
+    if (e instanceof VenueError && e.kind === 'rate_limited') rateLimited = true;
+    log.warn({ what, err: errText(e), loop: loops }, 'flatten: read failed, will retry');
+  }
+  async function read<T>(what: string, call: () => Promise<T>): Promise<Read<T>> {
+    const r = await attempt(what, call);
+    if (!r.ok) readFailed(what, r.error);
+    return r;
   }
 
   async function instrumentOf(coin: Coin): Promise<Instrument | undefined> {
@@ -264,9 +280,11 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
       }
       if (r.kind === 'cancelled') {
         cancelled++;
+        progress = true;
         gone.add(o.oid);
       } else if (r.kind === 'not_found') {
         // Filled or cancelled meanwhile: the next read confirms.
+        progress = true;
         gone.add(o.oid);
       } else {
         failures++;
@@ -336,6 +354,7 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
       } catch (e) {
         log.error({ cloid: intent.cloid, err: errText(e) }, 'flatten: onResult threw');
       }
+      if (result.kind === 'filled' && result.totalSz.gt(0)) progress = true;
       if (result.kind === 'filled' && result.totalSz.gte(intent.sz)) return;
       definite = false;
       if (result.kind === 'unknown') failures++;
@@ -356,6 +375,8 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
     }
     loops++;
     let clean = true;
+    progress = false;
+    rateLimited = false;
 
     const orders = await read('openOrders', () => venue.openOrders());
     if (orders.ok) {
@@ -367,8 +388,9 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
       stopReason = 'deadline passed';
       break;
     }
+    // Mids are read alongside the positions (one round trip less); they matter only if a position is open.
     const readAcct = () => read('accountState', () => venue.accountState());
-    const readMids = () => read('mids', () => venue.mids());
+    const readMids = () => attempt('mids', () => venue.mids());
     // With concurrency 1 every request is sequential, so a seeded fault schedule replays exactly.
     const [acct, mids] = concurrency === 1 ? [await readAcct(), await readMids()] : await Promise.all([readAcct(), readMids()]);
     if (acct.ok) {
@@ -378,15 +400,22 @@ export async function flatten(venue: FlattenVenue, opts: FlattenOptions): Promis
         flat = true;
         break;
       }
-      if (lastPositions.length > 0) clean = (await closeAll(lastPositions, mids.ok ? mids.value : undefined)) && clean;
+      if (lastPositions.length > 0) {
+        if (!mids.ok) readFailed('mids', mids.error);
+        clean = (await closeAll(lastPositions, mids.ok ? mids.value : undefined)) && clean;
+      }
     } else clean = false;
 
-    // A clean loop re-reads at once to confirm; trouble backs off, bounded by the deadline.
+    // A clean loop re-reads at once to confirm. Trouble that still made progress retries soon;
+    // trouble without progress (or a 429) backs off, doubling, bounded by the deadline.
     if (!clean) {
-      const wait = Math.min(backoff.initialMs * 2 ** Math.min(unclean, 20), backoff.maxMs, Math.max(0, timeLeft()));
-      unclean++;
+      const escalate = rateLimited || !progress;
+      const cap = rateLimited ? Math.max(backoff.maxMs, backoff.rateLimitMaxMs ?? DEFAULTS.backoff.rateLimitMaxMs) : backoff.maxMs;
+      const wanted = escalate ? backoff.initialMs * 2 ** Math.min(stalled, 20) : backoff.initialMs;
+      stalled = escalate ? stalled + 1 : 0;
+      const wait = Math.min(wanted, cap, Math.max(0, timeLeft()));
       if (wait > 0) await opts.sleep(wait);
-    } else unclean = 0;
+    } else stalled = 0;
   }
 
   const elapsedMs = opts.now() - start;
