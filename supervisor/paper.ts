@@ -44,6 +44,19 @@ function loadOrCreateKeys(dataDir: string): PaperKeys {
   return keys;
 }
 
+async function retry(what: string, log: Logger, step: () => Promise<void>, attempts = 6): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step();
+    } catch (e) {
+      if (i >= attempts) throw e;
+      const waitMs = 250 * 2 ** (i - 1);
+      log.warn({ what, attempt: i, waitMs, err: (e as Error).message }, 'paper set-up step failed; retrying');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
 export async function setUpPaper(cfg: KeelConfig, log: Logger): Promise<PaperVenue> {
   let sim: Simulator | undefined;
   let apiUrl = cfg.apiUrl;
@@ -58,16 +71,22 @@ export async function setUpPaper(cfg: KeelConfig, log: Logger): Promise<PaperVen
   const account = master.address.toLowerCase();
   const transport = new HttpTransport({ apiUrl, isTestnet: true, timeout: 10_000 });
   const info = new InfoClient({ transport });
-  const state = await info.clearinghouseState({ user: account });
-  if (Number(state.marginSummary.accountValue) === 0 && state.assetPositions.length === 0) {
-    const r = await fetch(`${apiUrl}/_sim/accounts`, { method: 'POST', body: JSON.stringify({ address: account, usdc: cfg.paper.usdc }) });
-    if (!r.ok) throw new Error(`cannot fund the paper account: HTTP ${r.status} (is ${apiUrl} a keel simulator?)`);
-    log.info({ account, usdc: cfg.paper.usdc }, 'paper account funded');
-  }
-  const agents = await info.extraAgents({ user: account });
-  if (!agents.some((a) => a.address.toLowerCase() === agent.address.toLowerCase())) {
-    await new ExchangeClient({ transport, wallet: master }).approveAgent({ agentAddress: agent.address, agentName: 'keel' });
-    log.info({ account, agent: agent.address.toLowerCase() }, 'paper agent approved');
-  }
+  // Each step re-reads before it acts, so retrying a step after a lost answer never funds or
+  // approves twice; a restart against a flaky venue must not die here.
+  await retry('fund the paper account', log, async () => {
+    const state = await info.clearinghouseState({ user: account });
+    if (Number(state.marginSummary.accountValue) === 0 && state.assetPositions.length === 0) {
+      const r = await fetch(`${apiUrl}/_sim/accounts`, { method: 'POST', body: JSON.stringify({ address: account, usdc: cfg.paper.usdc }) });
+      if (!r.ok) throw new Error(`cannot fund the paper account: HTTP ${r.status} (is ${apiUrl} a keel simulator?)`);
+      log.info({ account, usdc: cfg.paper.usdc }, 'paper account funded');
+    }
+  });
+  await retry('approve the paper agent', log, async () => {
+    const agents = await info.extraAgents({ user: account });
+    if (!agents.some((a) => a.address.toLowerCase() === agent.address.toLowerCase())) {
+      await new ExchangeClient({ transport, wallet: master }).approveAgent({ agentAddress: agent.address, agentName: 'keel' });
+      log.info({ account, agent: agent.address.toLowerCase() }, 'paper agent approved');
+    }
+  });
   return { apiUrl, agent, account, ...(sim ? { sim } : {}) };
 }

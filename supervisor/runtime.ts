@@ -19,11 +19,12 @@ import { createMarketFeedMachine } from './feed-wiring.ts';
 import { riskGateMachine, RiskEmitted, RiskEvents, gateOf, type PersistedRiskGate, type RiskGateChanged } from '../machines/risk.machine.ts';
 import { MARKET_FEED_EMITTED, type MarketFeedEmitted } from '../machines/market-feed.machine.ts';
 import { openStore, type Store } from '../src/store/index.ts';
-import { createHyperliquidVenue, type HyperliquidVenue } from '../src/venue/index.ts';
+import { createHyperliquidVenue, VenueError, type HyperliquidVenue } from '../src/venue/index.ts';
 import { createStrategy, type Strategy } from '../src/strategy/index.ts';
 import { evaluateSignal, parseRiskConfig, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
-import { ZERO, Decimal } from '../src/domain/decimal.ts';
-import type { AccountState, Coin, Instrument, Mode, Signal } from '../src/domain/types.ts';
+import { ZERO, Decimal, roundPrice } from '../src/domain/decimal.ts';
+import { isProtected, stopIntent } from '../src/domain/protection.ts';
+import type { AccountState, Cloid, Coin, Instrument, Mode, Position, Signal } from '../src/domain/types.ts';
 import type { KeelConfig } from '../src/config/config.ts';
 import type { Logger } from '../src/ops/logger.ts';
 import { startOpsServer, type OpsServer } from '../src/ops/http-server.ts';
@@ -57,6 +58,25 @@ async function agentWallet(cfg: KeelConfig): Promise<ethers.Wallet> {
   }
   if (cfg.privateKey) return new ethers.Wallet(cfg.privateKey);
   throw new Error('no agent key: set KEEL_KEYSTORE (+ KEEL_KEYSTORE_PASSWORD_FILE) or, off mainnet, KEEL_PRIVATE_KEY');
+}
+
+/**
+ * Boot reads the venue before anything can trade; a query that fails for a transient reason
+ * (transport, rate limit) is retried with a doubling backoff instead of failing the boot, since a
+ * crash restart must come back through a flaky network. Only queries: they are safe to repeat.
+ */
+async function retryQuery<T>(what: string, fn: () => Promise<T>, log: Logger, attempts = 8): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const transient = !(e instanceof VenueError) || e.kind === 'transport' || e.kind === 'rate_limited';
+      if (!transient || i >= attempts) throw e;
+      const waitMs = Math.min(4_000, 250 * 2 ** (i - 1));
+      log.warn({ what, attempt: i, waitMs, err: (e as Error).message }, 'venue query failed at boot; retrying');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
 }
 
 /** The account view risk and status read: refreshed by polling, updated with mids. */
@@ -97,6 +117,11 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   const portfolio = new Portfolio();
   const instruments = new Map<Coin, Instrument>();
   let orderManager: OrderManager | undefined;
+  /** False once draining or escalated: a rebuilt order manager must not take entries either. */
+  let accepting = true;
+  let draining = false;
+  /** Coins the last protection check found bare (the watch acts on the second sighting). */
+  let seenBare = new Set<Coin>();
   let mode: Mode = store.modes.current() ?? 'Normal';
   let reconciled = false;
   let lastReconcile: unknown;
@@ -108,28 +133,105 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     portfolio.account = await venue.accountState();
   }
 
+  function newOrderManager(): OrderManager {
+    const m = new OrderManager({ store, venue, bus, log: log.child({ component: 'orders' }), instruments, now, orderConfig: cfg.orders });
+    if (!accepting) m.stopAccepting();
+    return m;
+  }
+
+  // ── protection of every venue position (the worst failure is a position without a stop) ──
+  /** A stop of ours for `coin` that may still reach the venue: its position is not bare yet. */
+  function stopOnItsWay(coin: Coin): boolean {
+    return store.orders.unresolved().some((o) => o.coin === coin && o.kind === 'stop_loss' && (o.state === 'intent' || o.state === 'submitting' || o.state === 'unknown'));
+  }
+
+  /** Venue positions no open reduce-only stop on the venue covers in full. */
+  async function barePositions(): Promise<Position[]> {
+    const [acct, open, mids] = await Promise.all([venue.accountState(), venue.openOrders(), venue.mids()]);
+    // The venue does not say which trigger is a stop; our own records do (else the mark decides).
+    const views = open.map((o) => {
+      const rec = o.cloid ? store.orders.byCloid(o.cloid) : undefined;
+      return rec?.trigger ? { ...o, tpsl: rec.trigger.tpsl } : o;
+    });
+    return acct.positions.filter((p) => !p.szi.isZero() && !isProtected(p, views, mids.get(p.coin)));
+  }
+
+  /**
+   * Commits (write before act) a reduce-only stop for the whole of a bare position, at the
+   * position's planned stop when our row agrees with the venue's direction, else 2 % from the
+   * venue's entry price. The order manager sends it as it sends any unresolved intent at start.
+   */
+  function commitStopFor(p: Position): Cloid | undefined {
+    const inst = instruments.get(p.coin);
+    if (!inst) {
+      log.error({ coin: p.coin, szi: p.szi.toFixed() }, 'position without a stop in a market keel does not trade: protect it by hand');
+      return undefined;
+    }
+    const long = p.szi.isPositive();
+    const row = store.positions.get(p.coin);
+    const sameWay = row !== undefined && !row.szi.isZero() && row.szi.isPositive() === long;
+    const planned = sameWay ? row.initialStopPx : undefined;
+    const fallback = p.entryPx.times(long ? 0.98 : 1.02);
+    const triggerPx = roundPrice(planned ?? fallback, inst.szDecimals, long ? 'up' : 'down');
+    const intent = store.orders.commitIntent(stopIntent(inst, long ? 'long' : 'short', p.szi.abs(), triggerPx, now(), sameWay ? row.entryCloid : undefined));
+    if (sameWay) {
+      const { updatedAt: _t, ...rest } = row;
+      store.positions.upsert({ ...rest, stage: row.stage === 'unprotected' ? 'open' : row.stage, stopCloid: intent.cloid });
+    }
+    log.error({ cloid: intent.cloid, coin: p.coin, szi: p.szi.toFixed(), stopPx: triggerPx.toFixed() }, 'position without a stop on the venue: stop committed');
+    return intent.cloid;
+  }
+
+  /**
+   * Gives every bare venue position a stop. At boot (after the crash's in-flight orders settled)
+   * it acts at once, leaving positions whose protection the order manager is still planning
+   * (stage 'unprotected'); the periodic watch acts on a coin seen bare twice in a row. The order
+   * manager offers no call to place a stop for an arbitrary position, so the stop is committed
+   * to the store and the manager rebuilt from it, exactly as after a restart: only when no order
+   * of it is in flight, so no send is cut short.
+   */
+  async function protectBarePositions(when: 'boot' | 'watch'): Promise<Cloid[]> {
+    const bare = await barePositions();
+    const before = seenBare;
+    seenBare = new Set(bare.map((p) => p.coin));
+    const todo = bare.filter((p) => !stopOnItsWay(p.coin) && (when === 'boot' ? store.positions.get(p.coin)?.stage !== 'unprotected' : before.has(p.coin)));
+    const m = orderManager;
+    if (todo.length === 0 || !m || draining || !(await m.drain(0))) return [];
+    if (orderManager !== m || draining || todo.some((p) => stopOnItsWay(p.coin))) return [];
+    m.stop();
+    const cloids = todo.map(commitStopFor).filter((c): c is Cloid => c !== undefined);
+    orderManager = newOrderManager();
+    orderManager.start();
+    seenBare = new Set();
+    return cloids;
+  }
+
   // ── boot: config → migrate (done by openStore) → load state → reconcile ──────────────────
   async function boot(): Promise<{ bootedAt: number }> {
-    const all = await venue.instruments();
+    const all = await retryQuery('instruments', () => venue.instruments(), log);
     for (const i of all) if (cfg.markets.includes(i.coin)) instruments.set(i.coin, i);
     const missing = cfg.markets.filter((m) => !instruments.has(m));
     if (missing.length) throw new Error(`markets not listed by the venue: ${missing.join(', ')}`);
-    await refreshAccount();
+    await retryQuery('account state', refreshAccount, log);
     const day = utcDayStart(now());
     const stored = store.state.getJson('day_start') as { day: number; equity: string } | undefined;
     if (!stored || stored.day !== day) store.state.setJson('day_start', { day, equity: portfolio.account!.accountValue.toFixed() });
     // Our own unresolved intents come back as order actors that resolve by cloid; fills missed
     // while we were down are applied before anything new is sent.
-    orderManager = new OrderManager({ store, venue, bus, log: log.child({ component: 'orders' }), instruments, now, orderConfig: cfg.orders });
+    orderManager = newOrderManager();
     const unresolved = store.orders.unresolved();
     orderManager.start();
     const since = Math.max(0, (store.state.get('last_fill_time') ?? now() - 86_400_000) - 60_000);
-    const missed = await venue.fills(since);
+    const missed = await retryQuery('fills', () => venue.fills(since), log);
     orderManager.onFills(missed);
+    // Orders a crash left in flight resolve by cloid (bounded by their expiry): only then can we
+    // tell which positions the venue holds without a stop, and give each one.
+    if (unresolved.length) await orderManager.drain(cfg.orders.expiresAfterMs + 5_000);
+    const rescued = await retryQuery('protection check', () => protectBarePositions('boot'), log);
     const theirs = new Map(portfolio.account!.positions.map((p) => [p.coin, p.szi]));
     const ours = new Map(store.positions.all().map((p) => [p.coin, p.szi]));
     const mismatches = [...new Set([...theirs.keys(), ...ours.keys()])].filter((c) => !(theirs.get(c) ?? ZERO).eq(ours.get(c) ?? ZERO)).map((c) => ({ coin: c, venue: (theirs.get(c) ?? ZERO).toFixed(), ours: (ours.get(c) ?? ZERO).toFixed() }));
-    lastReconcile = { at: now(), unresolvedIntents: unresolved.length, missedFills: missed.length, positionMismatches: mismatches };
+    lastReconcile = { at: now(), unresolvedIntents: unresolved.length, missedFills: missed.length, positionMismatches: mismatches, stopsCommittedForBarePositions: rescued };
     if (mismatches.length) log.warn({ mismatches }, 'reconciliation: positions differ from the venue (the resilience work adopts them)');
     log.info(lastReconcile as object, 'reconciled with the venue');
     reconciled = true;
@@ -287,15 +389,21 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         }
       })();
     }, 2_000);
+    const watch = setInterval(() => {
+      protectBarePositions('watch').catch((e: unknown) => log.warn({ err: (e as Error).message }, 'protection check failed'));
+    }, 5_000);
     return () => {
       stopped = true;
       clearInterval(poll);
+      clearInterval(watch);
       void sub?.unsubscribe();
     };
   });
 
   async function drain(reason: string): Promise<void> {
     log.info({ reason }, 'draining: no new orders');
+    draining = true;
+    accepting = false;
     orderManager?.stopAccepting();
     const clean = await orderManager?.drain(15_000);
     log.info({ clean }, clean ? 'in-flight orders resolved' : 'drain deadline passed with orders in flight (they resume at next start)');
@@ -356,6 +464,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         else log.info('stopped');
         void shutdown(failed ? 1 : 0);
       } else if (snap.value === 'escalated') {
+        accepting = false;
         orderManager?.stopAccepting();
         log.fatal({ reason: snap.context.escalation, children: snap.context.children }, 'supervisor escalated: a child keeps failing; trading stopped');
       }

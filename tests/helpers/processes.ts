@@ -13,7 +13,7 @@
  *   better-sqlite3 object aborts the process), read-only, with a fixed set of statements.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -170,6 +170,11 @@ export class ChildHandle {
     }
   }
 
+  /** Every collected line and stderr, for a failure's post-mortem. */
+  dump(file: string): void {
+    writeFileSync(file, `${this.lines.map((l) => JSON.stringify(l)).join('\n')}\n--- stderr ---\n${this.#stderr}`);
+  }
+
   /** The last log lines and stderr, for failure messages. */
   tail(n = 25): string {
     const out = this.lines.slice(-n).map((l) => JSON.stringify(l).slice(0, 400));
@@ -271,7 +276,8 @@ export function replayWindow(dir: string, skipBars: number): string {
     entry.files.forEach((f, i) => {
       const rows = readFileSync(path.join(src, f), 'utf8').split('\n').filter((r) => r.trim());
       const kept = i === 0 ? rows.filter((r) => Number(r.split(',')[0]) >= skipBars * 60_000) : rows;
-      writeFileSync(path.join(dir, f), `${kept.join('\n')}\n`, { flag: 'w' });
+      mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+      writeFileSync(path.join(dir, f), `${kept.join('\n')}\n`);
     });
   }
   return dir;
