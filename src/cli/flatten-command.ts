@@ -8,7 +8,8 @@
  *    it refuses unless `--yes`.
  *  - Every close intent is committed to the store (cloid allocated there, kind 'flatten') before it
  *    is sent, and its venue answer is recorded, so a later boot resolves anything left unknown.
- *  - One audit entry per run (actor 'cli', action 'flatten'), whatever the outcome.
+ *  - Audited: the command (actor 'cli', action 'flatten') is appended before anything is sent, and
+ *    its outcome ('flatten.result': the report, or the error) when it ends.
  *  - Exit 0 only when the venue reported flat; otherwise one line on stderr with the reason.
  *  - Orders without a cloid are cancelled by oid through `createOidCanceller` (a stopgap until
  *    VenuePort has `cancelByOid`).
@@ -46,6 +47,7 @@ export interface FlattenCommandDeps {
 interface FlattenCliOptions {
   readonly config?: string;
   readonly yes?: boolean;
+  readonly verbose?: boolean;
   readonly deadline: number;
   readonly slippage: number;
 }
@@ -166,6 +168,8 @@ const STDERR_LOG: FlattenLogger = {
   error: (o, m) => void process.stderr.write(`${JSON.stringify({ level: 'error', msg: m, ...o })}\n`),
 };
 
+const QUIET_LOG: FlattenLogger = { info() {}, warn() {}, error() {} };
+
 function recordResult(store: Store, intent: OrderIntent, r: PlaceResult, now: number): void {
   switch (r.kind) {
     case 'filled':
@@ -189,7 +193,8 @@ function recordResult(store: Store, intent: OrderIntent, r: PlaceResult, now: nu
 async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promise<void> {
   const out = deps.stdout ?? ((t: string) => void process.stdout.write(t));
   const now = deps.now ?? Date.now;
-  const log = deps.log ?? STDERR_LOG;
+  // Progress lines for a person watching; a script gets only the report and the one-line reason.
+  const log = deps.log ?? (o.verbose || process.stderr.isTTY ? STDERR_LOG : QUIET_LOG);
   let cfg: KeelConfig;
   try {
     cfg = loadConfig({ env: deps.env ?? process.env, ...(o.config ? { file: o.config } : {}) });
@@ -209,7 +214,9 @@ async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promi
   const store = await openStore({ path: path.join(cfg.dataDir, 'keel.sqlite'), clock: now });
   const venue: HyperliquidVenue = createHyperliquidVenue({ network: cfg.network, apiUrl: id.apiUrl, wallet: id.wallet, account: id.account, timeoutMs: cfg.orders.submitTimeoutMs, now });
   const startedAt = now();
+  const who = { network: cfg.network, account: id.account, apiUrl: id.apiUrl };
   try {
+    store.audit.append({ time: startedAt, actor: 'cli', action: 'flatten', detail: { ...who, deadlineMs: o.deadline, slippagePct: o.slippage, confirmedBy: o.yes ? '--yes' : 'prompt' } });
     const oid = createOidCanceller({ apiUrl: id.apiUrl, wallet: id.wallet, network: cfg.network, timeoutMs: cfg.orders.submitTimeoutMs, venue });
     let report;
     try {
@@ -230,11 +237,11 @@ async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promi
         requestTimeoutMs: cfg.orders.submitTimeoutMs,
       });
     } catch (e) {
-      store.audit.append({ time: now(), actor: 'cli', action: 'flatten', detail: { network: cfg.network, account: id.account, error: (e as Error).message, startedAt } });
+      store.audit.append({ time: now(), actor: 'cli', action: 'flatten.result', detail: { ...who, startedAt, error: (e as Error).message } });
       throw e;
     }
     const json = flattenReportToJson(report);
-    store.audit.append({ time: now(), actor: 'cli', action: 'flatten', detail: { network: cfg.network, account: id.account, startedAt, ...json } });
+    store.audit.append({ time: now(), actor: 'cli', action: 'flatten.result', detail: { ...who, startedAt, ...json } });
     out(`${JSON.stringify(json, null, 2)}\n`);
     if (!report.flat) throw new FlattenCommandError(`NOT flat: ${report.reason ?? 'unknown reason'}`, 1);
   } finally {
@@ -269,6 +276,7 @@ export function registerFlatten(program: Command, deps: FlattenCommandDeps = {})
     .description('cancel every order and close every position with reduce-only orders, looping until the exchange reports flat (works with the runtime stopped)')
     .option('--config <file>', 'configuration file (JSON or YAML); KEEL_* environment variables win')
     .option('--yes', 'do not ask for confirmation (required when not on a terminal)')
+    .option('--verbose', 'progress lines on stderr (default when stderr is a terminal)')
     .option('--deadline <ms>', 'give up after this many ms and report what is left', positiveInt('--deadline'), 60_000)
     .option('--slippage <pct>', 'price cap of each close, in % from the mid', percent, 1);
   cmd.action(async (o: FlattenCliOptions) => {

@@ -105,9 +105,14 @@ describe('keel flatten', () => {
     const store = await openStore({ path: path.join(p.dataDir, 'keel.sqlite') });
     try {
       for (const c of report.closeOrders) expect(store.orders.byCloid(c.cloid)).toMatchObject({ kind: 'flatten', reduceOnly: true, tif: 'Ioc', state: 'filled' });
-      const audit = store.audit.list({ action: 'flatten' });
-      expect(audit).toHaveLength(1);
-      expect(audit[0]).toMatchObject({ actor: 'cli', action: 'flatten', detail: { network: 'paper', account: p.user, flat: true } });
+      const asked = store.audit.list({ action: 'flatten' });
+      const result = store.audit.list({ action: 'flatten.result' });
+      expect(asked).toHaveLength(1);
+      expect(result).toHaveLength(1);
+      expect(asked[0]).toMatchObject({ actor: 'cli', detail: { network: 'paper', account: p.user, deadlineMs: 60_000, slippagePct: 1, confirmedBy: '--yes' } });
+      expect(result[0]).toMatchObject({ actor: 'cli', detail: { network: 'paper', account: p.user, flat: true } });
+      // The command is on record before anything was sent.
+      expect(asked[0]!.id).toBeLessThan(result[0]!.id);
     } finally {
       store.close();
     }
@@ -153,7 +158,7 @@ describe('keel flatten', () => {
     expect(truthOf(p.user).positions).toHaveLength(2);
     const store = await openStore({ path: path.join(p.dataDir, 'keel.sqlite') });
     try {
-      expect(store.audit.list({ action: 'flatten' })[0]).toMatchObject({ detail: { flat: false } });
+      expect(store.audit.list({ action: 'flatten.result' })[0]).toMatchObject({ detail: { flat: false } });
     } finally {
       store.close();
     }
