@@ -99,7 +99,9 @@ type World = fc.Arbitrary<{ local: LocalState; venue: VenueSnapshot; opts: Recon
 
 const EXPIRY = { none: undefined, past: NOW - 60_000, slack: NOW - SLACK / 2, future: NOW + 5_000 } as const;
 
-function build(w: fc.infer<typeof worldArb>) {
+type WorldSpec = typeof worldArb extends fc.Arbitrary<infer T> ? T : never;
+
+function build(w: WorldSpec) {
   const orders: LocalOrder[] = [];
   const book: VenueOrder[] = [];
   let oid = 100;
