@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerSim } from './sim-command.ts';
 import { registerRun } from './run-command.ts';
 import { registerStatus } from './status-command.ts';
+import { registerBlackbox } from './blackbox-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -16,6 +17,7 @@ export function buildCli(): Command {
   registerRun(program);
   registerSim(program);
   registerStatus(program);
+  registerBlackbox(program);
   return program;
 }
 

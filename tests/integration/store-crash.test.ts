@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, parseCloidCounter } from '../../src/store/index.ts';
+import { MIGRATIONS } from '../../migrations/index.ts';
 
 const writer = path.resolve(import.meta.dirname, '../fixtures/store-writer.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'keel-store-crash-'));
@@ -82,7 +83,7 @@ describe('store crash safety (SIGKILL during intent commits)', () => {
       const store = await openStore({ path: file });
       try {
         expect(store.raw.pragma('integrity_check', { simple: true })).toBe('ok');
-        expect(store.raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual(['0001_initial', '0002_trade_exit_fill']);
+        expect(store.raw.prepare('SELECT name FROM kysely_migration').pluck().all()).toEqual(Object.keys(MIGRATIONS).sort());
         for (const c of run.cloids) expect(store.orders.byCloid(c)?.cloid).toBe(c);
         expect(store.orders.recent(1_000_000).length).toBe(store.orders.lastCounter());
       } finally {

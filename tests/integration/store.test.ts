@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dec } from '../../src/domain/decimal.ts';
 import { ORDER_STATES, TERMINAL_ORDER_STATES, type Fill } from '../../src/domain/types.ts';
 import { openStore, StoreError, type NewIntent, type Store } from '../../src/store/index.ts';
+import { MIGRATIONS } from '../../migrations/index.ts';
 
 let dir: string;
 const opened: Store[] = [];
@@ -46,12 +47,12 @@ describe('opening', () => {
     const tables = (s1.raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['audit_log', 'equity_snapshots', 'fills', 'mode_transitions', 'orders', 'positions', 'runtime_state', 'trades']));
     const migrations = () => (s1.raw.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((r) => r.name);
-    expect(migrations()).toEqual(['0001_initial', '0002_trade_exit_fill']);
+    expect(migrations()).toEqual(Object.keys(MIGRATIONS).sort());
     const first = s1.orders.commitIntent(intent());
     s1.close();
 
     const s2 = await open(file);
-    expect((s2.raw.prepare('SELECT name FROM kysely_migration').all() as unknown[]).length).toBe(2);
+    expect((s2.raw.prepare('SELECT name FROM kysely_migration').all() as unknown[]).length).toBe(Object.keys(MIGRATIONS).length);
     expect(s2.orders.byCloid(first.cloid)?.coin).toBe('BTC');
     expect(s2.raw.pragma('integrity_check', { simple: true })).toBe('ok');
   });
@@ -379,7 +380,7 @@ describe('migration chain', () => {
     raw.close();
 
     const s = await open(file);
-    expect((s.raw.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((x) => x.name)).toEqual(['0001_initial', '0002_trade_exit_fill']);
+    expect((s.raw.prepare('SELECT name FROM kysely_migration ORDER BY name').all() as { name: string }[]).map((x) => x.name)).toEqual(Object.keys(MIGRATIONS).sort());
     expect(s.trades.list().map((x) => [x.coin, x.netPnl.toFixed(), x.exitFill])).toEqual([['BTC', '1', undefined]]);
     expect(s.trades.insert({ coin: 'BTC', direction: 'long', sz: dec('1'), entryPx: dec('1'), exitPx: dec('2'), grossPnl: dec('1'), fees: dec('0'), netPnl: dec('1'), openedAt: 1, closedAt: 3, exitFill: { tid: 1, oid: 1 } }).inserted).toBe(true);
   });
