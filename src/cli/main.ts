@@ -8,6 +8,7 @@ import { registerSim } from './sim-command.ts';
 import { registerRun } from './run-command.ts';
 import { registerStatus } from './status-command.ts';
 import { registerBlackbox } from './blackbox-command.ts';
+import { registerFlatten } from './flatten-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -18,6 +19,7 @@ export function buildCli(): Command {
   registerSim(program);
   registerStatus(program);
   registerBlackbox(program);
+  registerFlatten(program);
   return program;
 }
 
