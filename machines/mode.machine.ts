@@ -18,6 +18,11 @@
  *   Emergency, changes nothing and emits `mode.ackRefused`;
  * - exactly one `mode.changed` per change of mode; a restored boot announces nothing.
  *
+ * Restart: pass the persisted mode as `input.restored` (the database is the truth; a restored
+ * Degraded / Critical waits one hysteresis period from boot, a restored Emergency waits for an ack).
+ * Do not revive it from a persisted XState snapshot: XState keeps scheduled events outside the
+ * machine's snapshot, so a snapshot taken mid-wait would come back without its timer.
+ *
  * Condition table (severity per architecture.md; thresholds from `ModeConfig`):
  * | condition          | set by                                   | cleared by                         | level     |
  * |--------------------|------------------------------------------|------------------------------------|-----------|

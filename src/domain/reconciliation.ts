@@ -28,7 +28,7 @@
  * and cancelled orders, protection, external reports (`adoptPosition.to` is absolute and assumes
  * the fills before it are applied).
  *
- * The shell (see reconciliationShell notes in the report of issue 4):
+ * What the I/O shell must do around it:
  * - fetch the venue first (open orders, positions, fills since the last fill time minus a margin),
  *   THEN load the local state (an order sent before the snapshot was committed before it, so it is
  *   never mistaken for a lost one), then take `now` and query `orderStatus` for `cloidsToQuery`;
