@@ -76,13 +76,16 @@ async function crashRepeatedly(s: Scenario): Promise<void> {
     const from = keel.child.lines.length;
     let moment: string;
     if (s.rand() < 0.75) {
+      // The n-th in-flight moment of this run, so kills spread over recovery and new trading.
+      const nth = 1 + Math.floor(s.rand() * 3);
       const delay = Math.floor(s.rand() * 250);
+      let seen = 0;
       try {
-        const at = await keel.child.waitFor((l) => IN_FLIGHT.has(l.msg), { timeoutMs: 10_000, from, what: 'an order in flight' });
+        const at = await keel.child.waitFor((l) => IN_FLIGHT.has(l.msg) && ++seen === nth, { timeoutMs: 10_000, from, what: 'an order in flight' });
         await sleep(delay);
-        moment = `${delay} ms after '${at.msg}'${at.cloid ? ` ${String(at.cloid)}` : ''}`;
+        moment = `${delay} ms after in-flight moment ${nth} '${at.msg}'${at.cloid ? ` ${String(at.cloid)}` : ''}`;
       } catch {
-        moment = 'no order in flight within 10 s';
+        moment = `in-flight moment ${nth} not reached within 10 s`;
       }
     } else {
       const delay = 200 + Math.floor(s.rand() * 2_500);
@@ -125,8 +128,8 @@ async function recoverAndVerify(s: Scenario): Promise<void> {
     const orders = db.orders();
     const positions = db.positions();
     const mine = sim.orders.filter((o) => o.user === account);
-    // Not vacuous: the runs traded.
-    expect(mine.length).toBeGreaterThan(0);
+    // Not vacuous: the runs committed orders (a kill may legitimately keep all of them off the venue).
+    expect(orders.length).toBeGreaterThan(0);
     // (a) no duplicates: a cloid is placed at most once.
     const cloids = mine.map((o) => o.cloid);
     expect(cloids.filter((c, i) => cloids.indexOf(c) !== i)).toEqual([]);
