@@ -6,7 +6,7 @@
  *   (a) no cloid was placed twice on the venue;
  *   (b) no order is forgotten: every venue order of the account is in keel's database and none is
  *       left unresolved (intent / submitting / unknown / cancelling);
- *   (c) positions equal the venue's, per coin;
+ *   (c) positions equal the venue's, per coin (and every venue fill is applied once);
  *   (d) every open position has a reduce-only stop-loss trigger on the venue covering its size.
  *
  * Replay a failure: KEEL_CHAOS_SEED=<printed seed> (and KEEL_CHAOS_KILLS=<n>) npm run test:chaos.
@@ -111,7 +111,7 @@ async function recoverAndVerify(s: Scenario): Promise<void> {
     await eventually(
       async () => {
         const sim = await simState(s.url);
-        const problems = [...disagreements({ orders: db.orders(), positions: db.positions() }, sim, account), ...unprotectedPositions(sim, account).map((p) => `unprotected: ${p}`)];
+        const problems = [...disagreements({ orders: db.orders(), positions: db.positions(), fills: db.fills() }, sim, account), ...unprotectedPositions(sim, account).map((p) => `unprotected: ${p}`)];
         if (problems.length) throw new Error(problems.join('\n'));
         return true;
       },
@@ -139,7 +139,7 @@ async function recoverAndVerify(s: Scenario): Promise<void> {
     expect(mine.filter((o) => !known.has(o.cloid!)).map((o) => `${o.cloid} ${o.status}`)).toEqual([]);
     expect(orders.filter((o) => ['intent', 'submitting', 'unknown', 'cancelling'].includes(o.state)).map((o) => `${o.cloid} ${o.kind} ${o.state}`)).toEqual([]);
     // (c) positions, and every order's state, agree with the venue.
-    expect(disagreements({ orders, positions }, sim, account)).toEqual([]);
+    expect(disagreements({ orders, positions, fills: db.fills() }, sim, account)).toEqual([]);
     // (d) every position is protected by an exchange-side stop.
     expect(unprotectedPositions(sim, account)).toEqual([]);
   } finally {

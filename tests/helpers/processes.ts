@@ -371,9 +371,16 @@ export interface DbPosition {
   readonly stopCloid: string | null;
 }
 
+export interface DbFill {
+  readonly tid: number;
+  readonly oid: number;
+  readonly cloid: string | null;
+}
+
 export interface DbView {
   orders(): DbOrder[];
   positions(): DbPosition[];
+  fills(): DbFill[];
   tradeCount(): number;
   fillCount(): number;
   close(): void;
@@ -384,11 +391,13 @@ export function openDbView(dataDir: string): DbView {
   const db: BetterSqlite3.Database = openRetainedDatabase(path.join(dataDir, 'keel.sqlite'), { readonly: true, fileMustExist: true });
   const orders = db.prepare('SELECT cloid, coin, side, sz, kind, state, oid, filled_sz AS filledSz, reduce_only AS reduceOnly, trigger_px AS triggerPx, tpsl, last_error AS lastError FROM orders ORDER BY seq');
   const positions = db.prepare('SELECT coin, szi, stage, stop_cloid AS stopCloid FROM positions ORDER BY coin');
+  const fillRows = db.prepare('SELECT tid, oid, cloid FROM fills ORDER BY time, tid');
   const trades = db.prepare('SELECT count(*) AS n FROM trades').pluck();
   const fills = db.prepare('SELECT count(*) AS n FROM fills').pluck();
   return {
     orders: () => (orders.all() as (Omit<DbOrder, 'reduceOnly'> & { reduceOnly: number })[]).map((o) => ({ ...o, reduceOnly: o.reduceOnly === 1 })),
     positions: () => positions.all() as DbPosition[],
+    fills: () => fillRows.all() as DbFill[],
     tradeCount: () => trades.get() as number,
     fillCount: () => fills.get() as number,
     close: () => {
@@ -410,8 +419,15 @@ function num(s: string | null | undefined): number {
  * (empty = they agree). In-flight states (submitting, unknown, cancelling) count as disagreement:
  * callers retry until a quiet moment.
  */
-export function disagreements(db: { orders: readonly DbOrder[]; positions: readonly DbPosition[] }, sim: SimState, user: string): string[] {
+export function disagreements(db: { orders: readonly DbOrder[]; positions: readonly DbPosition[]; fills?: readonly DbFill[] }, sim: SimState, user: string): string[] {
   const out: string[] = [];
+  if (db.fills) {
+    // Every venue fill of the account is applied once (keyed like the fills table: tid, oid).
+    const ours = new Set(db.fills.map((f) => `${f.tid}/${f.oid}`));
+    const venue = sim.fills.filter((f) => f.user === user);
+    for (const f of venue) if (!ours.has(`${f.tid}/${f.oid}`)) out.push(`venue fill tid ${f.tid} oid ${f.oid} (${f.coin}) is not in keel's database`);
+    if (db.fills.length !== venue.length) out.push(`keel holds ${db.fills.length} fills, the venue ${venue.length}`);
+  }
   const mine = sim.orders.filter((o) => o.user === user);
   const simByCloid = new Map<string, SimOrder[]>();
   for (const o of mine) {

@@ -52,7 +52,7 @@ describe('keel run, paper trading with no configuration', () => {
       await eventually(
         async () => {
           const sim = await simState(simUrl);
-          const d = disagreements({ orders: db.orders(), positions: db.positions() }, sim, account);
+          const d = disagreements({ orders: db.orders(), positions: db.positions(), fills: db.fills() }, sim, account);
           if (d.length) throw new Error(d.join('\n'));
           return true;
         },
@@ -66,7 +66,6 @@ describe('keel run, paper trading with no configuration', () => {
       expect(orders.some((o) => o.kind === 'entry' && o.state === 'filled')).toBe(true);
       expect(orders.some((o) => o.kind === 'stop_loss')).toBe(true);
       expect(db.tradeCount()).toBeGreaterThan(0);
-      expect(db.fillCount()).toBe(sim.fills.filter((f) => f.user === account).length);
 
       // Graceful stop.
       const exit = await log.kill('SIGTERM');
