@@ -290,7 +290,10 @@ export function observeStatus(ctx: OrderContext, status: VenueOrderStatus, while
     if (whileCancelling) return { next: 'cancelled', error: 'venue does not know the order while cancelling' };
     return ctx.queryProvesAbsence ? { next: 'rejected', error: NEVER_PLACED } : {};
   }
-  const patch = observeReport(ctx, { status: status.status, rawStatus: status.rawStatus, oid: status.oid, sz: status.sz, origSz: status.origSz });
+  // The adapter's coarse class may be 'other' for statuses such as reduceOnlyCanceled or
+  // scheduledCancel; the raw string is the authority.
+  const cls = status.status === 'other' ? classifyVenueStatus(status.rawStatus) : status.status;
+  const patch = observeReport(ctx, { status: cls, rawStatus: status.rawStatus, oid: status.oid, sz: status.sz, origSz: status.origSz });
   // While cancelling, a live answer means "try the cancel again", not "go back to resting".
   if (whileCancelling && (patch.next === 'resting' || patch.next === 'partially_filled')) return { ...patch, next: undefined };
   return patch;
