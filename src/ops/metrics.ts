@@ -6,7 +6,9 @@
  * Invariants:
  * - Callers never type a label string: each metric has a typed method (`setMode`, `orderStatus`,
  *   `riskDenied`, ...) and every label value comes from a closed list here or from the configured
- *   coins; anything else is counted under `other`. So the number of series is fixed at
+ *   coins. A value outside its set is counted under `other` where the set has one (coins, actors,
+ *   feed channels, order states, reasons) and ignored where the type already rules it out (modes,
+ *   sides, black-box kinds, alert channels and severities). So the number of series is fixed at
  *   construction (no cardinality leak from a venue error string or a stray coin).
  * - Every bounded label set is pre-initialised (counters at 0, 0/1 gauges at 0), so a series
  *   exists from the first scrape: dashboards and rules never see "no data" for "nothing happened",
@@ -250,7 +252,7 @@ export class KeelMetrics {
       collect: () => this.#collectFeedAge(),
     });
     this.#feedSource = new Gauge({ name: 'keel_feed_source', help: 'The market-data path in use: 1 for the active one (ws, rest, or none).', labelNames: ['source'], registers });
-    for (const source of FEED_SOURCES) for (const channel of FEED_CHANNELS) this.#feedMessages.inc({ source, channel }, 0);
+    for (const source of FEED_SOURCES) for (const channel of [...FEED_CHANNELS, OTHER]) this.#feedMessages.inc({ source, channel }, 0);
     for (const source of FEED_PATHS) this.#feedSource.set({ source }, 0);
     this.#feedSource.set({ source: 'none' }, 1);
 
@@ -407,7 +409,8 @@ export class KeelMetrics {
   }
 
   fill(fill: { readonly coin: Coin; readonly side: Side }): void {
-    this.#fills.inc({ coin: this.#coin(fill.coin), side: pick(SIDES, fill.side) });
+    const side = pick(SIDES, fill.side);
+    if (side !== OTHER) this.#fills.inc({ coin: this.#coin(fill.coin), side });
   }
 
   // ── account ───────────────────────────────────────────────────────────────────────────
@@ -498,7 +501,8 @@ export class KeelMetrics {
 
   /** One event recorded in the black box. */
   blackboxEvent(kind: BlackboxEventKind): void {
-    this.#bbEvents.inc({ kind: pick(BLACKBOX_EVENT_KINDS, kind) });
+    const k = pick(BLACKBOX_EVENT_KINDS, kind);
+    if (k !== OTHER) this.#bbEvents.inc({ kind: k });
   }
 
   // ── reconciliation ────────────────────────────────────────────────────────────────────
