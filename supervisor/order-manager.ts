@@ -23,7 +23,7 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import { orderMachine, orderStateOf, OrderEvents, OrderEmitted, type OrderMachineConfig, type OrderResume, type PlaceOrderInput, type QueryStatusInput, type CancelOrderInput, type OrderStateEmitted } from '../machines/order.machine.ts';
 import { Decimal, ZERO, roundPrice } from '../src/domain/decimal.ts';
 import { DEFAULT_PROTECTION_CONFIG, onTp1Filled, planProtection, stopIntent, type FilledEntry, type ProtectionConfig, type ProtectiveIntent } from '../src/domain/protection.ts';
-import { TERMINAL_ORDER_STATES, type Cloid, type Coin, type Direction, type Fill, type Instrument, type OrderIntent, type OrderState } from '../src/domain/types.ts';
+import { TERMINAL_ORDER_STATES, type Cloid, type Coin, type Direction, type Fill, type Instrument, type OrderIntent, type OrderState, type Position } from '../src/domain/types.ts';
 import { tradePnl } from '../src/domain/pnl.ts';
 import type { Store, NewIntent, OrderRecord, PositionRecord } from '../src/store/index.ts';
 import type { VenuePort } from '../src/venue/port.ts';
@@ -186,6 +186,41 @@ export class OrderManager {
     log.info({ cloid: intent.cloid, coin: a.coin, side: a.side, sz: a.sz.toFixed(), px: a.px.toFixed(), stopPx: a.stopPx.toFixed(), takeProfitPx: a.takeProfitPx.toFixed(), direction }, 'entry intent committed');
     this.#spawn(intent);
     return intent.cloid;
+  }
+
+  /**
+   * Gives a venue position that no stop covers a reduce-only stop for its whole size (boot after
+   * a crash, the periodic protection check, reconciliation's `protectPosition`). The stop sits at
+   * the position's planned stop when our row agrees with the venue's direction, else 2 % from the
+   * venue's entry price. Returns undefined when a stop of ours for the coin is already on its way
+   * or the market is not one keel trades (then the operator must protect it by hand: logged).
+   */
+  ensureStop(p: Position): Cloid | undefined {
+    const { store, log } = this.#o;
+    const inst = this.#o.instruments.get(p.coin);
+    if (!inst) {
+      log.error({ coin: p.coin, szi: p.szi.toFixed() }, 'position without a stop in a market keel does not trade: protect it by hand');
+      return undefined;
+    }
+    const onItsWay = store.orders.unresolved().some((o) => o.coin === p.coin && o.kind === 'stop_loss' && (o.state === 'intent' || o.state === 'submitting' || o.state === 'unknown'));
+    if (onItsWay || p.szi.isZero()) return undefined;
+    const long = p.szi.isPositive();
+    const row = store.positions.get(p.coin);
+    const sameWay = row !== undefined && !row.szi.isZero() && row.szi.isPositive() === long;
+    const planned = sameWay ? row.initialStopPx : undefined;
+    const triggerPx = roundPrice(planned ?? p.entryPx.times(long ? 0.98 : 1.02), inst.szDecimals, long ? 'up' : 'down');
+    const intent = this.#commit(stopIntent(inst, long ? 'long' : 'short', p.szi.abs(), triggerPx, this.#o.now(), sameWay ? row.entryCloid : undefined));
+    if (sameWay) store.positions.upsert({ ...fresh(row), stage: row.stage === 'unprotected' ? 'open' : row.stage, stopCloid: intent.cloid });
+    log.error({ cloid: intent.cloid, coin: p.coin, szi: p.szi.toFixed(), stopPx: triggerPx.toFixed() }, 'position without a stop on the venue: stop placed');
+    this.#spawn(intent);
+    return intent.cloid;
+  }
+
+  /** Cancels every working entry order (Emergency, kill switch); protection stays. */
+  cancelEntries(): Cloid[] {
+    const cloids = this.#o.store.orders.unresolved().filter((o) => o.kind === 'entry').map((o) => o.cloid);
+    for (const c of cloids) this.#cancel(c);
+    return cloids;
   }
 
   #commit(i: NewIntent): OrderIntent {

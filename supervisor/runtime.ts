@@ -22,8 +22,8 @@ import { openStore, type Store } from '../src/store/index.ts';
 import { createHyperliquidVenue, VenueError, type HyperliquidVenue } from '../src/venue/index.ts';
 import { createStrategy, type Strategy } from '../src/strategy/index.ts';
 import { evaluateSignal, parseRiskConfig, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
-import { ZERO, Decimal, roundPrice } from '../src/domain/decimal.ts';
-import { isProtected, stopIntent } from '../src/domain/protection.ts';
+import { ZERO, Decimal } from '../src/domain/decimal.ts';
+import { isProtected } from '../src/domain/protection.ts';
 import type { AccountState, Cloid, Coin, Instrument, Mode, Position, Signal } from '../src/domain/types.ts';
 import type { KeelConfig } from '../src/config/config.ts';
 import type { Logger } from '../src/ops/logger.ts';
@@ -157,51 +157,18 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   }
 
   /**
-   * Commits (write before act) a reduce-only stop for the whole of a bare position, at the
-   * position's planned stop when our row agrees with the venue's direction, else 2 % from the
-   * venue's entry price. The order manager sends it as it sends any unresolved intent at start.
-   */
-  function commitStopFor(p: Position): Cloid | undefined {
-    const inst = instruments.get(p.coin);
-    if (!inst) {
-      log.error({ coin: p.coin, szi: p.szi.toFixed() }, 'position without a stop in a market keel does not trade: protect it by hand');
-      return undefined;
-    }
-    const long = p.szi.isPositive();
-    const row = store.positions.get(p.coin);
-    const sameWay = row !== undefined && !row.szi.isZero() && row.szi.isPositive() === long;
-    const planned = sameWay ? row.initialStopPx : undefined;
-    const fallback = p.entryPx.times(long ? 0.98 : 1.02);
-    const triggerPx = roundPrice(planned ?? fallback, inst.szDecimals, long ? 'up' : 'down');
-    const intent = store.orders.commitIntent(stopIntent(inst, long ? 'long' : 'short', p.szi.abs(), triggerPx, now(), sameWay ? row.entryCloid : undefined));
-    if (sameWay) {
-      const { updatedAt: _t, ...rest } = row;
-      store.positions.upsert({ ...rest, stage: row.stage === 'unprotected' ? 'open' : row.stage, stopCloid: intent.cloid });
-    }
-    log.error({ cloid: intent.cloid, coin: p.coin, szi: p.szi.toFixed(), stopPx: triggerPx.toFixed() }, 'position without a stop on the venue: stop committed');
-    return intent.cloid;
-  }
-
-  /**
-   * Gives every bare venue position a stop. At boot (after the crash's in-flight orders settled)
-   * it acts at once, leaving positions whose protection the order manager is still planning
-   * (stage 'unprotected'); the periodic watch acts on a coin seen bare twice in a row. The order
-   * manager offers no call to place a stop for an arbitrary position, so the stop is committed
-   * to the store and the manager rebuilt from it, exactly as after a restart: only when no order
-   * of it is in flight, so no send is cut short.
+   * Gives every bare venue position a stop through the order manager. At boot (after the crash's
+   * in-flight orders settled) it acts at once, leaving positions whose protection the order
+   * manager is still planning (stage 'unprotected'); the periodic watch acts on a coin seen bare
+   * twice in a row.
    */
   async function protectBarePositions(when: 'boot' | 'watch'): Promise<Cloid[]> {
     const bare = await barePositions();
     const before = seenBare;
     seenBare = new Set(bare.map((p) => p.coin));
     const todo = bare.filter((p) => !stopOnItsWay(p.coin) && (when === 'boot' ? store.positions.get(p.coin)?.stage !== 'unprotected' : before.has(p.coin)));
-    const m = orderManager;
-    if (todo.length === 0 || !m || draining || !(await m.drain(0))) return [];
-    if (orderManager !== m || draining || todo.some((p) => stopOnItsWay(p.coin))) return [];
-    m.stop();
-    const cloids = todo.map(commitStopFor).filter((c): c is Cloid => c !== undefined);
-    orderManager = newOrderManager();
-    orderManager.start();
+    if (todo.length === 0 || !orderManager || draining) return [];
+    const cloids = todo.map((p) => orderManager!.ensureStop(p)).filter((c): c is Cloid => c !== undefined);
     seenBare = new Set();
     return cloids;
   }
