@@ -14,11 +14,19 @@ import type { AccountState, Candle, Cloid, Fill, Instrument, Position, VenueOrde
 
 // ── primitives ──────────────────────────────────────────────────────────────────────────────
 
+const PREVIEW_CHARS = 40;
+
+/** A bounded echo of a bad wire value for an error message: a hostile payload must not flood the logs. */
+export function preview(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return s.length > PREVIEW_CHARS ? `${s.slice(0, PREVIEW_CHARS)}… (${s.length} chars)` : s;
+}
+
 /** A wire decimal (string, or a finite number some endpoints send) parsed into a Decimal. */
 export const decimalSchema = z.union([z.string(), z.number()]).transform((v, ctx): Decimal => {
   const d = tryParseDecimal(v);
   if (d === undefined) {
-    ctx.addIssue({ code: 'custom', message: `not a decimal: ${JSON.stringify(v)}` });
+    ctx.addIssue({ code: 'custom', message: `not a decimal: ${preview(v)}` });
     return z.NEVER;
   }
   return d;
@@ -33,14 +41,15 @@ export const cloidSchema = z
   .regex(/^0x[0-9a-fA-F]{32}$/)
   .transform((s): Cloid => s.toLowerCase());
 const sideSchema = z.enum(['B', 'A']).transform((s) => (s === 'B' ? ('buy' as const) : ('sell' as const)));
-/** A finite double for indicator inputs (OHLCV). */
+/** A finite double for indicator inputs (OHLCV): a decimal too large for a double is refused, not made Infinity. */
 const finiteNumber = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const d = tryParseDecimal(v);
-  if (d === undefined) {
-    ctx.addIssue({ code: 'custom', message: `not a number: ${JSON.stringify(v)}` });
+  const n = d?.toNumber();
+  if (n === undefined || !Number.isFinite(n)) {
+    ctx.addIssue({ code: 'custom', message: `not a finite number: ${preview(v)}` });
     return z.NEVER;
   }
-  return d.toNumber();
+  return n;
 });
 
 export const CANDLE_INTERVALS = ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
@@ -80,7 +89,7 @@ export function toMids(raw: z.infer<typeof AllMidsSchema>): Map<string, Decimal>
   for (const [coin, v] of Object.entries(raw)) {
     if (coin.startsWith('@') || coin.includes('/')) continue;
     const d = tryParseDecimal(v);
-    if (d === undefined || d.lte(0)) return { error: `bad mid for ${coin}: ${JSON.stringify(v)}` };
+    if (d === undefined || d.lte(0)) return { error: `bad mid for ${coin.length > PREVIEW_CHARS ? preview(coin) : coin}: ${preview(v)}` };
     out.set(coin, d);
   }
   return out;
@@ -307,10 +316,15 @@ export const WsOrderUpdatesSchema = z.array(
   }),
 );
 
-/** Short human text for a zod failure (logged, never shown as garbage downstream). */
+const ISSUE_CHARS = 200;
+
+/** Short human text for a zod failure (logged, never shown as garbage downstream); bounded whatever the input. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 3)
-    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .map((i) => {
+      const text = `${i.path.map(String).join('.') || '(root)'}: ${i.message}`;
+      return text.length > ISSUE_CHARS ? `${text.slice(0, ISSUE_CHARS)}…` : text;
+    })
     .join('; ');
 }
