@@ -24,6 +24,10 @@ import { createStrategy, type Strategy } from '../src/strategy/index.ts';
 import { evaluateSignal, parseRiskConfig, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
 import { ZERO, Decimal } from '../src/domain/decimal.ts';
 import { isProtected } from '../src/domain/protection.ts';
+import { WeightBudget } from '../src/venue/weight-budget.ts';
+import { createResilientVenue, type ResilientVenue } from '../src/venue/resilient-venue.ts';
+import { effectsOf, ModeEvents } from '../machines/mode.machine.ts';
+import { ModeKeeper } from './mode-keeper.ts';
 import type { AccountState, Cloid, Coin, Instrument, Mode, Position, Signal } from '../src/domain/types.ts';
 import type { KeelConfig } from '../src/config/config.ts';
 import type { Logger } from '../src/ops/logger.ts';
@@ -38,7 +42,8 @@ export interface Runtime {
   readonly done: Promise<number>;
   readonly ops: OpsServer;
   readonly store: Store;
-  readonly venue: HyperliquidVenue;
+  readonly venue: ResilientVenue;
+  readonly mode: ModeKeeper;
   readonly apiUrl: string;
   readonly account: string;
   status(): unknown;
@@ -109,7 +114,22 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   }
 
   const store = await openStore({ path: path.join(cfg.dataDir, 'keel.sqlite'), clock: now });
-  const venue = createHyperliquidVenue({ network: cfg.network, apiUrl, wallet, account, timeoutMs: cfg.orders.submitTimeoutMs, now, log: log.child({ component: 'venue' }) });
+  const rawVenue: HyperliquidVenue = createHyperliquidVenue({ network: cfg.network, apiUrl, wallet, account, timeoutMs: cfg.orders.submitTimeoutMs, now, log: log.child({ component: 'venue' }) });
+  // Every venue call pays its request weight (a budget under Hyperliquid's IP limit, shared with
+  // nothing else in this process) and goes through its endpoint's circuit breaker.
+  const budget = new WeightBudget({ margin: 0.15, seed: cfg.paper.seed });
+  const venue: ResilientVenue = createResilientVenue(rawVenue, {
+    budget,
+    now,
+    log: log.child({ component: 'breakers' }),
+    breakers: { info: { timeoutMs: cfg.orders.submitTimeoutMs - 500 }, exchange: { timeoutMs: cfg.orders.submitTimeoutMs - 500 } },
+  });
+  const modeKeeper = new ModeKeeper({ store, log: log.child({ component: 'mode' }), now, config: cfg.mode });
+  venue.onBreakerChange((c) => {
+    log[c.state === 'open' ? 'error' : 'info']({ breaker: c.breaker, state: c.state, previous: c.previous }, `circuit breaker ${c.breaker} ${c.state}`);
+    if (c.state === 'open') modeKeeper.fact({ type: ModeEvents.BREAKER_OPEN, endpoint: c.breaker });
+    else if (c.state === 'closed') modeKeeper.fact({ type: ModeEvents.BREAKER_CLOSED, endpoint: c.breaker });
+  });
   const riskParsed = parseRiskConfig(cfg.risk);
   if (!riskParsed.ok) throw new Error(`risk config: ${riskParsed.error}`);
   const riskCfg: RiskConfig = riskParsed.config;
@@ -122,7 +142,6 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   let draining = false;
   /** Coins the last protection check found bare (the watch acts on the second sighting). */
   let seenBare = new Set<Coin>();
-  let mode: Mode = store.modes.current() ?? 'Normal';
   let reconciled = false;
   let lastReconcile: unknown;
   let gateActor: Actor<typeof riskGateMachine> | undefined;
@@ -130,7 +149,14 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   log.info({ network: cfg.network, url: apiUrl, account, agent: wallet.address.toLowerCase(), dataDir: cfg.dataDir }, 'keel starting');
 
   async function refreshAccount(): Promise<void> {
-    portfolio.account = await venue.accountState();
+    const acct = await venue.accountState();
+    portfolio.account = acct;
+    // Drawdown from the highest equity seen (persisted: a restart does not forget the peak).
+    const peakStored = store.state.getJson('peak_equity');
+    const peak = Decimal.max(acct.accountValue, new Decimal(typeof peakStored === 'string' ? peakStored : acct.accountValue.toFixed()));
+    if (typeof peakStored !== 'string' || !peak.eq(peakStored)) store.state.setJson('peak_equity', peak.toFixed());
+    const pct = peak.gt(0) ? peak.minus(acct.accountValue).div(peak).times(100).toNumber() : 0;
+    modeKeeper.fact({ type: ModeEvents.DRAWDOWN, pct });
   }
 
   function newOrderManager(): OrderManager {
@@ -223,11 +249,14 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
           break;
         case MARKET_FEED_EMITTED.sourceChanged:
           portfolio.feedSource = ev.to;
+          if (ev.to === 'rest') modeKeeper.fact({ type: ModeEvents.WS_DOWN });
+          else if (ev.to === 'ws') modeKeeper.fact({ type: ModeEvents.WS_UP });
           log.warn({ from: ev.from, to: ev.to, reason: ev.reason }, 'market feed source changed');
           bus.publish('feed.source', { from: ev.from, to: ev.to });
           break;
         case MARKET_FEED_EMITTED.stale:
           portfolio.feedStale = ev.stale;
+          modeKeeper.fact({ type: ModeEvents.FEED_STALE, stale: ev.stale });
           log[ev.stale ? 'error' : 'info']({ lastMessageAt: ev.lastMessageAt }, ev.stale ? 'market feed stale on both paths' : 'market feed fresh again');
           break;
       }
@@ -298,7 +327,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       pnlToday: equity.minus(dayStart),
       recentOrderTimes: portfolio.recentOrderTimes,
       now: t,
-      sizeMultiplier: mode === 'Degraded' ? 0.5 : 1,
+      sizeMultiplier: effectsOf(modeKeeper.mode).sizeMultiplier,
     };
   }
 
@@ -311,6 +340,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       log.warn({ from: e.from, to: e.to, reason: e.reason }, 'trading gate changed');
     });
     gateActor.start();
+    // The gate follows the mode: reduce-only in Critical, halted in Emergency.
+    applyModeToGate(modeKeeper.mode);
     const unsub = bus.on('signal', (signal) => {
       const inst = instruments.get(signal.coin);
       if (!inst) return;
@@ -329,6 +360,24 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       gateActor?.stop();
       gateActor = undefined;
     };
+  });
+
+  function applyModeToGate(mode: Mode, from?: Mode): void {
+    const g = gateActor;
+    if (!g) return;
+    const at = now();
+    if (mode === 'Emergency') g.send({ type: RiskEvents.HALT, at, reason: 'mode Emergency' });
+    else if (from === 'Emergency') g.send({ type: RiskEvents.RESET, at, by: 'operator ack' });
+    if (mode === 'Critical' || mode === 'Emergency') g.send({ type: RiskEvents.REDUCE, at, reason: `mode ${mode}` });
+    else g.send({ type: RiskEvents.REDUCE_CLEARED, at, reason: `mode ${mode}` });
+  }
+
+  modeKeeper.onChange((e) => {
+    applyModeToGate(e.to, e.from);
+    if (effectsOf(e.to).cancelEntries) {
+      const cancelled = orderManager?.cancelEntries() ?? [];
+      if (cancelled.length) log.warn({ cloids: cancelled }, 'Emergency: working entries cancelled');
+    }
   });
 
   const orderManagerChild = longLived((fail) => {
@@ -355,10 +404,10 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
           log.warn({ err: (e as Error).message }, 'account / fill poll failed');
         }
       })();
-    }, 2_000);
+    }, 5_000);
     const watch = setInterval(() => {
       protectBarePositions('watch').catch((e: unknown) => log.warn({ err: (e as Error).message }, 'protection check failed'));
-    }, 5_000);
+    }, 10_000);
     return () => {
       stopped = true;
       clearInterval(poll);
@@ -392,7 +441,10 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   function status() {
     const snap = supervisor.getSnapshot();
     return {
-      mode,
+      mode: modeKeeper.mode,
+      conditions: modeKeeper.conditions().map((c) => c.key),
+      breakers: venue.breakerStates(),
+      budget: budget.stats(),
       supervisor: snap.value,
       children: snap.context.children,
       gate: gateActor ? gateOf(gateActor.getSnapshot()) : 'halted',
@@ -407,9 +459,9 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     };
   }
 
-  const ops = await startOpsServer(cfg.httpAddr, { status, ready: () => reconciled && (mode === 'Normal' || mode === 'Degraded') && supervisor.getSnapshot().matches('running') });
+  const ops = await startOpsServer(cfg.httpAddr, { status, ready: () => reconciled && (modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded') && supervisor.getSnapshot().matches('running') });
   log.info({ url: ops.url }, 'ops http listening');
-  if (!store.modes.current()) store.modes.append({ time: now(), to: mode, reason: 'first start' });
+  if (!store.modes.current()) store.modes.append({ time: now(), to: modeKeeper.mode, reason: 'first start' });
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -418,6 +470,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     if (closing) return;
     closing = true;
     await venue.close().catch(() => {});
+    budget.close();
+    modeKeeper.stop();
     await ops.close();
     store.close();
     await closeSim?.();
@@ -448,6 +502,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     ops,
     store,
     venue,
+    mode: modeKeeper,
     apiUrl,
     account,
     status,

@@ -33,6 +33,8 @@ export const ConfigSchema = z
      * stop at least 0.25 % away and the entry's slippage is counted against it.
      */
     risk: z.record(z.string(), z.unknown()).default({ entrySlippagePct: 0.05, minRewardRisk: 1.2 }),
+    /** Operating-mode thresholds (machines/mode.machine.ts ModeConfigSchema). */
+    mode: z.record(z.string(), z.unknown()).default({}),
     paper: z
       .object({
         speed: z.number().positive().max(10_000).default(60),
