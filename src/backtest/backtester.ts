@@ -479,9 +479,12 @@ export async function runBacktest(opts: BacktestOptions): Promise<BacktestResult
       signals: { total: signalsTotal, approved, denied },
       equity: { times: eqTimes, values: eqValues },
       exposure: { bars: L, inPosition, perCoin },
+      // Net of the entry fees already paid (the store's position row carries them), so that
+      // net PnL = Σ trades + funding + unrealized holds exactly.
       openPositions: [...mirror.positions.values()].map((p) => {
         const coin = coinOfAsset(p.asset);
-        return { coin, szi: p.szi, entryPx: p.cost.div(p.szi).toDecimalPlaces(8), unrealizedPnl: unrealizedPnl(p, pxNow(coin)) };
+        const entryFees = st.positions.get(coin)?.entryFees ?? ZERO;
+        return { coin, szi: p.szi, entryPx: p.cost.div(p.szi).toDecimalPlaces(8), unrealizedPnl: unrealizedPnl(p, pxNow(coin)).minus(entryFees) };
       }),
     });
     await userSub.unsubscribe();

@@ -5,7 +5,8 @@
  *
  * Definitions (stated in the report itself too):
  *  - net PnL = final equity − initial equity: closed trades (fees included), funding, and the
- *    unrealized PnL of positions still open at the end (marked at their last close);
+ *    unrealized PnL of positions still open at the end (marked at their last close, net of the
+ *    entry fees they already paid);
  *  - win rate = trades with net PnL > 0 / trades (a trade = one closing fill's share of a position);
  *  - profit factor = Σ winning net PnL / |Σ losing net PnL| (null when nothing lost);
  *  - Sharpe and Sortino are computed on HOURLY returns of the equity curve (equity at each UTC
@@ -291,7 +292,7 @@ export function buildReport(input: ReportInput): BacktestReport {
     version: 1,
     meta: { ...input.meta, start: iso(input.start), end: iso(input.end), candles: input.candles },
     definitions: {
-      netPnl: 'final equity − initial equity: closed trades (fees included) + funding + unrealized PnL of positions open at the end',
+      netPnl: 'final equity − initial equity: closed trades (fees included) + funding + unrealized PnL of positions open at the end (net of their entry fees)',
       winRate: 'trades with net PnL > 0 / trades; a trade is one closing fill’s share of a position',
       profitFactor: 'Σ winning net PnL / |Σ losing net PnL|; null when nothing lost',
       sharpe: 'hourly equity returns (UTC hour boundaries), risk-free 0, mean / sample sd × √8760',
