@@ -20,7 +20,9 @@
  * - Sources that keep their own counters (breakers, weight budget, black-box recorder) are read at
  *   scrape time through collect callbacks (`attachVenue`, `attachBudget`, `attachBlackbox`);
  *   their monotonic counts are turned into counter increments by delta, so a source replaced (or
- *   reset) never makes a counter go down.
+ *   reset) never makes a counter go down. Opossum's stats are rolling-window counts, which fall as
+ *   the window rolls, so they are gauges (`keel_breaker_window_calls`), and the breaker's own
+ *   history is the transitions counter fed by `onBreakerChange`.
  *
  * @example
  * const metrics = new KeelMetrics({ coins: cfg.markets, network: cfg.network });

@@ -25,7 +25,10 @@ import {
   type BlackboxSource,
   type MetricActor,
 } from '../../src/ops/metrics.ts';
+import { CHILDREN } from '../../machines/supervisor.machine.ts';
 import { ERR } from '../../src/sim/engine/exchange.ts';
+import { BLACKBOX_KINDS } from '../../src/store/blackbox-codec.ts';
+import { BREAKER_CLASSES } from '../../src/venue/breakers.ts';
 import { createResilientVenue } from '../../src/venue/resilient-venue.ts';
 import { VenueError, type VenuePort } from '../../src/venue/port.ts';
 import { WeightBudget, type BudgetClock } from '../../src/venue/weight-budget.ts';
@@ -292,6 +295,12 @@ describe('typed setters', () => {
 });
 
 describe('bounded labels', () => {
+  it('the closed sets here agree with the modules they mirror', () => {
+    for (const c of CHILDREN) expect(METRIC_ACTORS).toContain(c);
+    expect([...BREAKER_ENDPOINTS]).toEqual([...BREAKER_CLASSES]);
+    expect([...BLACKBOX_EVENT_KINDS]).toEqual([...BLACKBOX_KINDS]);
+  });
+
   it('maps the venue refusals keel knows to their reasons, and nothing else to a new label', () => {
     const cases: [string, string][] = [
       [ERR.tick, 'tick_size'],
