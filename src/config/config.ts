@@ -92,14 +92,39 @@ export const ENV_KEYS: Readonly<Record<string, { path: readonly string[]; type: 
 
 const SECRET_KEYS = new Set(['privateKey', 'apiToken']);
 
+/** Keys that would reach a prototype through `obj[key]`: refused in dotted override paths. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  // Overrides come from callers (CLI flags, tests): a dotted key must never walk into a prototype.
+  if (path.some((k) => UNSAFE_KEYS.has(k))) throw new ConfigError([`${path.join('.')}: not a configuration key`]);
   let cur = obj;
   for (const k of path.slice(0, -1)) {
     const next = cur[k];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[k] = {};
+    if (typeof next !== 'object' || next === null || Array.isArray(next) || !Object.hasOwn(cur, k)) cur[k] = {};
     cur = cur[k] as Record<string, unknown>;
   }
   cur[path[path.length - 1]!] = value;
+}
+
+/**
+ * Where a config file fails to parse, without the parser's echo of the text around it: V8's
+ * JSON.parse quotes a snippet ("Unexpected token ':', ..."privateKey"::"0xab12"... is not valid
+ * JSON") and YAML errors carry the offending lines, which may hold a secret.
+ */
+function parseErrorText(e: unknown): string {
+  const yaml = e as { code?: unknown; linePos?: readonly { line: number; col: number }[] };
+  if (typeof yaml.code === 'string') {
+    const at = yaml.linePos?.[0];
+    return `${yaml.code}${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
+  }
+  const m = e instanceof Error ? e.message : String(e);
+  const pos = /position (\d+)(?: \(line (\d+) column (\d+)\))?/.exec(m);
+  if (pos) return pos[2] ? `syntax error at line ${pos[2]}, column ${pos[3]}` : `syntax error at position ${pos[1]}`;
+  if (/end of JSON input/i.test(m)) return 'unexpected end of input';
+  if (/^Unexpected token/.test(m)) return 'unexpected token';
+  // Parsers' own limits (nesting, aliases) carry no file text.
+  return e instanceof Error ? e.name : 'unreadable';
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -113,7 +138,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new ConfigError([`config file ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`]);
+    throw new ConfigError([`config file ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${parseErrorText(e)}`]);
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError([`config file ${file} must hold an object`]);

@@ -48,14 +48,20 @@ export function withOwnKey(obj: Record<string, unknown>, key: string, value: unk
   return out;
 }
 
-/** Junk of any shape: leaves, small containers of junk, pollution objects, deep nesting. */
-export const junk: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 6, arbitrary: junkLeaf },
-  { weight: 2, arbitrary: fc.array(junkLeaf, { maxLength: 4 }) },
-  { weight: 2, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), junkLeaf, { maxKeys: 4 }) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...POLLUTION_KEYS), junkLeaf).map(([k, v]) => withOwnKey({}, k, { polluted: v })) },
-  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 50, max: 1_000 }), junkLeaf, fc.boolean()).map(([d, v, o]) => deepNest(d, v, o)) },
-);
+/** Junk of any shape: leaves, small containers of junk, pollution objects, nesting up to `maxDepth`. */
+function junkOf(maxDepth: number): fc.Arbitrary<unknown> {
+  return fc.oneof(
+    { weight: 6, arbitrary: junkLeaf },
+    { weight: 2, arbitrary: fc.array(junkLeaf, { maxLength: 4 }) },
+    { weight: 2, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), junkLeaf, { maxKeys: 4 }) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...POLLUTION_KEYS), junkLeaf).map(([k, v]) => withOwnKey({}, k, { polluted: v })) },
+    { weight: 1, arbitrary: fc.tuple(fc.integer({ min: Math.min(50, maxDepth), max: maxDepth }), junkLeaf, fc.boolean()).map(([d, v, o]) => deepNest(d, v, o)) },
+  );
+}
+
+export const junk: fc.Arbitrary<unknown> = junkOf(1_000);
+/** Junk nested at most 30 deep: for formats whose tools are slow on deep nesting (YAML). */
+export const shallowJunk: fc.Arbitrary<unknown> = junkOf(30);
 
 type Mutation =
   | { readonly k: 'delete'; readonly at: number }
@@ -65,14 +71,18 @@ type Mutation =
   | { readonly k: 'nest'; readonly at: number; readonly depth: number }
   | { readonly k: 'swap'; readonly at: number };
 
-const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ k: fc.constant('delete' as const), at: fc.nat() }),
-  { weight: 4, arbitrary: fc.record({ k: fc.constant('replace' as const), at: fc.nat(), v: junk }) },
-  fc.record({ k: fc.constant('extra' as const), at: fc.nat(), key: fc.oneof(fc.constantFrom(...POLLUTION_KEYS), fc.string({ maxLength: 6 })), v: junkLeaf }),
-  fc.record({ k: fc.constant('wrap' as const), at: fc.nat() }),
-  fc.record({ k: fc.constant('nest' as const), at: fc.nat(), depth: fc.integer({ min: 10, max: 1_000 }) }),
-  fc.record({ k: fc.constant('swap' as const), at: fc.nat() }),
-);
+function mutationOf(maxDepth: number): fc.Arbitrary<Mutation> {
+  return fc.oneof(
+    fc.record({ k: fc.constant('delete' as const), at: fc.nat() }),
+    { weight: 4, arbitrary: fc.record({ k: fc.constant('replace' as const), at: fc.nat(), v: maxDepth > 30 ? junk : shallowJunk }) },
+    fc.record({ k: fc.constant('extra' as const), at: fc.nat(), key: fc.oneof(fc.constantFrom(...POLLUTION_KEYS), fc.string({ maxLength: 6 })), v: junkLeaf }),
+    fc.record({ k: fc.constant('wrap' as const), at: fc.nat() }),
+    fc.record({ k: fc.constant('nest' as const), at: fc.nat(), depth: fc.integer({ min: Math.min(10, maxDepth), max: maxDepth }) }),
+    fc.record({ k: fc.constant('swap' as const), at: fc.nat() }),
+  );
+}
+const mutationArb = mutationOf(1_000);
+const shallowMutationArb = mutationOf(30);
 
 type Container = Record<string, unknown> | unknown[];
 
@@ -131,9 +141,9 @@ export function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
 
-/** One to four mutations of a copy of `sample`. */
-export function mutated(sample: unknown): fc.Arbitrary<unknown> {
-  return fc.array(mutationArb, { minLength: 1, maxLength: 4 }).map((ms) => ms.reduce((acc, m) => apply(acc, m), clone(sample)));
+/** One to four mutations of a copy of `sample` (`shallow`: nesting at most 30 deep). */
+export function mutated(sample: unknown, opts: { shallow?: boolean } = {}): fc.Arbitrary<unknown> {
+  return fc.array(opts.shallow ? shallowMutationArb : mutationArb, { minLength: 1, maxLength: 4 }).map((ms) => ms.reduce((acc, m) => apply(acc, m), clone(sample)));
 }
 
 /** Mostly mutations of real samples, some pure junk. */
