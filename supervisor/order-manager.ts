@@ -84,6 +84,11 @@ export class OrderManager {
     this.#protection = { ...DEFAULT_PROTECTION_CONFIG, ...(opts.triggerSlippage !== undefined ? { slippageFrac: new Decimal(opts.triggerSlippage) } : {}) };
   }
 
+  /** Whether a live order actor owns this cloid (it resolves the order itself). */
+  owns(cloid: Cloid): boolean {
+    return this.#actors.has(cloid);
+  }
+
   get liveOrders(): number {
     return this.#actors.size;
   }

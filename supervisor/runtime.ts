@@ -28,6 +28,12 @@ import { WeightBudget } from '../src/venue/weight-budget.ts';
 import { createResilientVenue, type ResilientVenue } from '../src/venue/resilient-venue.ts';
 import { effectsOf, ModeEvents } from '../machines/mode.machine.ts';
 import { ModeKeeper } from './mode-keeper.ts';
+import { runReconciliation, type ReconcileRun } from './reconciler.ts';
+import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
+import { createOidCanceller } from '../src/cli/flatten-command.ts';
+import type { ControlCall } from '../src/ops/http-server.ts';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import type { AccountState, Cloid, Coin, Instrument, Mode, Position, Signal } from '../src/domain/types.ts';
 import type { KeelConfig } from '../src/config/config.ts';
 import type { Logger } from '../src/ops/logger.ts';
@@ -221,10 +227,13 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     // tell which positions the venue holds without a stop, and give each one.
     if (unresolved.length) await orderManager.drain(cfg.orders.expiresAfterMs + 5_000);
     const rescued = await retryQuery('protection check', () => protectBarePositions('boot'), log);
+    // The complete comparison (orders ours and external, fills, positions) decides whether keel
+    // may open anything: an unclean report keeps the mode out of Normal until it is clean.
+    const recon = await retryQuery('reconciliation', () => reconcileNow(false), log);
     const theirs = new Map(portfolio.account!.positions.map((p) => [p.coin, p.szi]));
     const ours = new Map(store.positions.all().map((p) => [p.coin, p.szi]));
     const mismatches = [...new Set([...theirs.keys(), ...ours.keys()])].filter((c) => !(theirs.get(c) ?? ZERO).eq(ours.get(c) ?? ZERO)).map((c) => ({ coin: c, venue: (theirs.get(c) ?? ZERO).toFixed(), ours: (ours.get(c) ?? ZERO).toFixed() }));
-    lastReconcile = { at: now(), unresolvedIntents: unresolved.length, missedFills: missed.length, positionMismatches: mismatches, stopsCommittedForBarePositions: rescued };
+    lastReconcile = { at: now(), clean: recon.report.clean, summary: recon.report.summary, counts: recon.report.counts, unresolvedIntents: unresolved.length, missedFills: missed.length, positionMismatches: mismatches, stopsCommittedForBarePositions: rescued };
     if (mismatches.length) log.warn({ mismatches }, 'reconciliation: positions differ from the venue (the resilience work adopts them)');
     log.info(lastReconcile as object, 'reconciled with the venue');
     reconciled = true;
@@ -408,10 +417,19 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     const watch = setInterval(() => {
       protectBarePositions('watch').catch((e: unknown) => log.warn({ err: (e as Error).message }, 'protection check failed'));
     }, 10_000);
+    // Periodic reconciliation; tightened while something is wrong (Critical mode).
+    let lastRecon = now();
+    const recon = setInterval(() => {
+      const every = modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded' ? 60_000 : 10_000;
+      if (draining || now() - lastRecon < every) return;
+      lastRecon = now();
+      reconcileNow(false).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'periodic reconciliation failed'));
+    }, 5_000);
     return () => {
       stopped = true;
       clearInterval(poll);
       clearInterval(watch);
+      clearInterval(recon);
       void sub?.unsubscribe();
     };
   });
@@ -438,6 +456,81 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   });
   const supervisor = createActor(machine, { input: {} });
 
+  // ── operator control ──────────────────────────────────────────────────────────────────────
+  /** The bearer token: configured, else one generated once and kept owner-only beside the data. */
+  function controlToken(): string {
+    if (cfg.apiToken) return cfg.apiToken;
+    const file = path.join(cfg.dataDir, 'api-token');
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+    const t = randomBytes(24).toString('hex');
+    writeFileSync(file, `${t}\n`, { mode: 0o600 });
+    return t;
+  }
+
+  let flattening: Promise<FlattenReport> | undefined;
+  function runFlatten(why: string): Promise<FlattenReport> {
+    flattening ??= (async () => {
+      log.warn({ why }, 'flatten: cancelling every order and closing every position');
+      const report = await flatten(venue, {
+        deadlineMs: 30_000,
+        slippagePct: 1,
+        instruments: [...instruments.values()],
+        now,
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        log: log.child({ component: 'flatten' }),
+        commitIntent: (i) => store.orders.commitIntent(i),
+        cancelByOid: createOidCanceller({ apiUrl, wallet, network: cfg.network, timeoutMs: cfg.orders.submitTimeoutMs, venue }).cancelByOid,
+        deadManFallback: false,
+      });
+      log[report.flat ? 'warn' : 'fatal'](flattenReportToJson(report) as object, report.flat ? 'flatten: the venue reports flat' : 'flatten: NOT flat by the deadline');
+      return report;
+    })().finally(() => (flattening = undefined));
+    return flattening;
+  }
+
+  async function reconcileNow(dryRun: boolean): Promise<ReconcileRun> {
+    const run = await runReconciliation({ store, venue, orderManager, log: log.child({ component: 'reconcile' }), now, phase: 'running', dryRun, cancelEntries: modeKeeper.mode === 'Emergency' });
+    if (!dryRun) {
+      lastReconcile = { at: run.report.at, clean: run.report.clean, summary: run.report.summary, counts: run.report.counts, pending: run.report.pending.length };
+      modeKeeper.fact({ type: ModeEvents.RECONCILIATION, clean: run.report.clean, summary: run.report.summary });
+    }
+    return run;
+  }
+
+  async function control(call: ControlCall): Promise<{ status: number; body: unknown }> {
+    const at = now();
+    switch (call.action) {
+      case 'pause':
+        gateActor?.send({ type: RiskEvents.PAUSE, at, by: call.by });
+        store.state.set('paused', true);
+        return { status: 200, body: { gate: gateActor ? gateOf(gateActor.getSnapshot()) : 'halted' } };
+      case 'resume':
+        gateActor?.send({ type: RiskEvents.RESUME, at, by: call.by });
+        store.state.set('paused', false);
+        return { status: 200, body: { gate: gateActor ? gateOf(gateActor.getSnapshot()) : 'halted' } };
+      case 'flatten': {
+        gateActor?.send({ type: RiskEvents.PAUSE, at, by: call.by, reason: 'flatten' });
+        const report = await runFlatten(`flatten by ${call.by}`);
+        return { status: report.flat ? 200 : 500, body: flattenReportToJson(report) };
+      }
+      case 'kill': {
+        modeKeeper.kill(call.by);
+        const report = await runFlatten(`kill switch by ${call.by}`);
+        return { status: report.flat ? 200 : 500, body: { mode: modeKeeper.mode, flatten: flattenReportToJson(report) } };
+      }
+      case 'ack': {
+        const run = await reconcileNow(false);
+        const r = modeKeeper.ack(call.by, run.report.clean);
+        return { status: r.ok ? 200 : 409, body: { ...r, reconciliation: run.report.summary } };
+      }
+      case 'reconcile': {
+        const run = await reconcileNow(call.params['dryRun'] === 'true' || call.params['dry-run'] === 'true');
+        return { status: 200, body: { clean: run.report.clean, summary: run.report.summary, counts: run.report.counts, lines: run.report.lines, applied: run.applied, dryRun: run.dryRun } };
+      }
+    }
+  }
+
   function status() {
     const snap = supervisor.getSnapshot();
     return {
@@ -459,7 +552,16 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     };
   }
 
-  const ops = await startOpsServer(cfg.httpAddr, { status, ready: () => reconciled && (modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded') && supervisor.getSnapshot().matches('running') });
+  const ops = await startOpsServer(
+    cfg.httpAddr,
+    {
+      status,
+      ready: () => reconciled && (modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded') && supervisor.getSnapshot().matches('running'),
+      control,
+      audit: (e) => store.audit.append({ time: now(), actor: e.actor, action: e.action, detail: e.detail }),
+    },
+    { token: controlToken() },
+  );
   log.info({ url: ops.url }, 'ops http listening');
   if (!store.modes.current()) store.modes.append({ time: now(), to: modeKeeper.mode, reason: 'first start' });
 

@@ -9,6 +9,8 @@ import { registerRun } from './run-command.ts';
 import { registerStatus } from './status-command.ts';
 import { registerBlackbox } from './blackbox-command.ts';
 import { registerFlatten } from './flatten-command.ts';
+import { registerControl } from './control-command.ts';
+import { registerBacktest } from './backtest-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -20,6 +22,8 @@ export function buildCli(): Command {
   registerStatus(program);
   registerBlackbox(program);
   registerFlatten(program);
+  registerControl(program);
+  registerBacktest(program);
   return program;
 }
 
