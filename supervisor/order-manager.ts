@@ -40,6 +40,11 @@ export interface OrderManagerOptions {
   readonly instruments: ReadonlyMap<Coin, Instrument>;
   readonly now: () => number;
   readonly orderConfig: Partial<OrderMachineConfig>;
+  /** Told about every persisted order state and every new fill (metrics); must not throw. */
+  readonly observer?: {
+    orderState(intent: OrderIntent, state: OrderState, error: string | undefined, sentAt: number | undefined): void;
+    fill(f: Fill): void;
+  };
   /** Slippage cap of market-style triggers and exits, as a fraction (0.05 = 5 %). */
   readonly triggerSlippage?: number;
   /** Trailing stop distance as a fraction of price; off when undefined. */
@@ -75,6 +80,8 @@ function fresh(p: PositionRecord): Omit<PositionRecord, 'updatedAt'> {
 export class OrderManager {
   readonly #o: OrderManagerOptions;
   readonly #actors = new Map<Cloid, OrderActor>();
+  /** When each order's send began, for the acknowledgement latency. */
+  readonly #sentAt = new Map<Cloid, number>();
   readonly #protection: ProtectionConfig;
   #accepting = true;
   #unsubs: (() => void)[] = [];
@@ -261,6 +268,9 @@ export class OrderManager {
 
   #onState(intent: OrderIntent, e: OrderStateEmitted): void {
     const { store, log } = this.#o;
+    if (e.state === 'submitting') this.#sentAt.set(intent.cloid, this.#o.now());
+    this.#o.observer?.orderState(intent, e.state, e.error, this.#sentAt.get(intent.cloid));
+    if (e.state !== 'submitting' && e.state !== 'intent') this.#sentAt.delete(intent.cloid);
     store.orders.updateState(intent.cloid, {
       state: e.state,
       filledSz: e.filledSz,
@@ -324,6 +334,7 @@ export class OrderManager {
       });
       if (followUp === undefined) continue;
       log.info({ cloid: f.cloid, tid: f.tid, oid: f.oid, coin: f.coin, side: f.side, px: f.px.toFixed(), sz: f.sz.toFixed(), fee: f.fee.toFixed() }, 'fill');
+      this.#o.observer?.fill(f);
       if (f.cloid) this.#actors.get(f.cloid)?.send({ type: OrderEvents.FILL, tid: f.tid, sz: f.sz, px: f.px, fee: f.fee, time: f.time, oid: f.oid });
       followUp();
     }

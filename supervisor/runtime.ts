@@ -28,6 +28,8 @@ import { WeightBudget } from '../src/venue/weight-budget.ts';
 import { createResilientVenue, type ResilientVenue } from '../src/venue/resilient-venue.ts';
 import { effectsOf, ModeEvents } from '../machines/mode.machine.ts';
 import { ModeKeeper } from './mode-keeper.ts';
+import { KeelMetrics } from '../src/ops/metrics.ts';
+import { CHILDREN } from '../machines/supervisor.machine.ts';
 import { runReconciliation, type ReconcileRun } from './reconciler.ts';
 import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
 import { createOidCanceller } from '../src/cli/flatten-command.ts';
@@ -131,6 +133,11 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     breakers: { info: { timeoutMs: cfg.orders.submitTimeoutMs - 500 }, exchange: { timeoutMs: cfg.orders.submitTimeoutMs - 500 } },
   });
   const modeKeeper = new ModeKeeper({ store, log: log.child({ component: 'mode' }), now, config: cfg.mode });
+  const metrics = new KeelMetrics({ coins: cfg.markets, network: cfg.network, now });
+  metrics.attachVenue(venue);
+  metrics.attachBudget(budget);
+  metrics.setMode(modeKeeper.mode);
+  modeKeeper.onChange((e) => metrics.setMode(e.to));
   venue.onBreakerChange((c) => {
     log[c.state === 'open' ? 'error' : 'info']({ breaker: c.breaker, state: c.state, previous: c.previous }, `circuit breaker ${c.breaker} ${c.state}`);
     if (c.state === 'open') modeKeeper.fact({ type: ModeEvents.BREAKER_OPEN, endpoint: c.breaker });
@@ -163,10 +170,31 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     if (typeof peakStored !== 'string' || !peak.eq(peakStored)) store.state.setJson('peak_equity', peak.toFixed());
     const pct = peak.gt(0) ? peak.minus(acct.accountValue).div(peak).times(100).toNumber() : 0;
     modeKeeper.fact({ type: ModeEvents.DRAWDOWN, pct });
+    const day = store.state.getJson('day_start') as { equity: string } | undefined;
+    metrics.setEquityUsd(acct.accountValue);
+    metrics.setDrawdownRatio(pct / 100);
+    if (day) metrics.setDailyPnlUsd(acct.accountValue.minus(day.equity));
+    metrics.setPositions(acct.positions.map((p) => ({ coin: p.coin, szi: p.szi, notionalUsd: p.szi.abs().times(portfolio.mids.get(p.coin) ?? p.entryPx) })));
   }
 
   function newOrderManager(): OrderManager {
-    const m = new OrderManager({ store, venue, bus, log: log.child({ component: 'orders' }), instruments, now, orderConfig: cfg.orders });
+    const m = new OrderManager({
+      store,
+      venue,
+      bus,
+      log: log.child({ component: 'orders' }),
+      instruments,
+      now,
+      orderConfig: cfg.orders,
+      observer: {
+        orderState: (intent, state, error, sentAt) => {
+          metrics.orderStatus(state);
+          if (state === 'rejected' && error) metrics.orderRejected(error);
+          if (sentAt !== undefined && state !== 'submitting' && state !== 'intent' && state !== 'unknown') metrics.observeOrderAckMs(now() - sentAt);
+        },
+        fill: (f) => metrics.fill(f),
+      },
+    });
     if (!accepting) m.stopAccepting();
     return m;
   }
@@ -249,15 +277,18 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       const ev = e as MarketFeedEmitted;
       switch (ev.type) {
         case MARKET_FEED_EMITTED.candleClosed:
+          metrics.feedMessage(ev.source, 'candles', ev.at);
           log.debug({ coin: ev.candle.coin, t: ev.candle.t, c: ev.candle.c, source: ev.source }, 'candle closed');
           bus.publish('candle.closed', ev.candle);
           break;
         case MARKET_FEED_EMITTED.mids:
+          metrics.feedMessage(ev.source, 'mids', ev.at);
           for (const [c, px] of ev.mids) portfolio.mids.set(c, px);
           bus.publish('mids', ev.mids);
           break;
         case MARKET_FEED_EMITTED.sourceChanged:
           portfolio.feedSource = ev.to;
+          metrics.setFeedPath(ev.to);
           if (ev.to === 'rest') modeKeeper.fact({ type: ModeEvents.WS_DOWN });
           else if (ev.to === 'ws') modeKeeper.fact({ type: ModeEvents.WS_UP });
           log.warn({ from: ev.from, to: ev.to, reason: ev.reason }, 'market feed source changed');
@@ -356,6 +387,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       if (!inst) return;
       const verdict = evaluateSignal(signal, riskContext(signal, inst), riskCfg);
       if (!verdict.approved) {
+        metrics.riskDenied(verdict.reason);
         log.info({ coin: signal.coin, direction: signal.direction, approved: false, reason: verdict.reason, detail: verdict.detail }, 'risk verdict: denied');
         return;
       }
@@ -491,6 +523,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
 
   async function reconcileNow(dryRun: boolean): Promise<ReconcileRun> {
     const run = await runReconciliation({ store, venue, orderManager, log: log.child({ component: 'reconcile' }), now, phase: 'running', dryRun, cancelEntries: modeKeeper.mode === 'Emergency' });
+    metrics.reconciliationRun(run.report);
     if (!dryRun) {
       lastReconcile = { at: run.report.at, clean: run.report.clean, summary: run.report.summary, counts: run.report.counts, pending: run.report.pending.length };
       modeKeeper.fact({ type: ModeEvents.RECONCILIATION, clean: run.report.clean, summary: run.report.summary });
@@ -558,6 +591,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       status,
       ready: () => reconciled && (modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded') && supervisor.getSnapshot().matches('running'),
       control,
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
       audit: (e) => store.audit.append({ time: now(), actor: e.actor, action: e.action, detail: e.detail }),
     },
     { token: controlToken() },
@@ -573,14 +607,24 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     closing = true;
     await venue.close().catch(() => {});
     budget.close();
+    metrics.close();
     modeKeeper.stop();
     await ops.close();
     store.close();
     await closeSim?.();
     resolveDone(code);
   }
+  const restartsSeen = new Map<string, number>();
   supervisor.subscribe({
     next: (snap) => {
+      const value = snap.value as unknown;
+      const regions = typeof value === 'object' && value !== null && 'running' in value ? ((value as { running: Record<string, string> }).running) : undefined;
+      for (const c of CHILDREN) {
+        metrics.actorUp(c, regions?.[c] === 'up');
+        const r = snap.context.children[c].restarts;
+        if (r > (restartsSeen.get(c) ?? 0)) metrics.actorRestarted(c);
+        restartsSeen.set(c, r);
+      }
       if (snap.status === 'done') {
         const failed = snap.value === 'failed';
         if (failed) log.fatal({ error: snap.context.bootError }, 'boot failed');
