@@ -58,6 +58,22 @@ export const ConfigSchema = z
       })
       .prefault({}),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+    /** Telegram alerts and commands (src/ops/alerts-wiring.ts): off unless a bot token and a chat id are set. */
+    telegram: z
+      .object({
+        botToken: z.string().regex(/^[0-9]{1,20}:[A-Za-z0-9_-]{20,}$/, 'must look like <bot id>:<secret> (from @BotFather)').optional(),
+        chatIds: z.array(z.string().regex(/^-?[0-9]{1,20}$/, 'must be numeric chat ids')).default([]),
+        apiRoot: z.url().default('https://api.telegram.org'),
+      })
+      .prefault({}),
+    /** Email alerts over SMTP: off unless an SMTP URL and a recipient are set. */
+    email: z
+      .object({
+        smtpUrl: z.string().regex(/^smtps?:\/\/[^\s]+$/, 'must be an smtp:// or smtps:// URL').optional(),
+        from: z.string().min(3).default('keel@localhost'),
+        to: z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'must be email addresses')).default([]),
+      })
+      .prefault({}),
   })
   .strict();
 
@@ -88,9 +104,17 @@ export const ENV_KEYS: Readonly<Record<string, { path: readonly string[]; type: 
   KEEL_PAPER_SPEED: { path: ['paper', 'speed'], type: 'number' },
   KEEL_PAPER_SEED: { path: ['paper', 'seed'], type: 'number' },
   KEEL_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
+  KEEL_TELEGRAM_BOT_TOKEN: { path: ['telegram', 'botToken'], type: 'string' },
+  KEEL_TELEGRAM_CHAT_ID: { path: ['telegram', 'chatIds'], type: 'list' },
+  KEEL_TELEGRAM_API_ROOT: { path: ['telegram', 'apiRoot'], type: 'string' },
+  KEEL_SMTP_URL: { path: ['email', 'smtpUrl'], type: 'string' },
+  KEEL_ALERT_EMAIL_FROM: { path: ['email', 'from'], type: 'string' },
+  KEEL_ALERT_EMAIL_TO: { path: ['email', 'to'], type: 'list' },
 };
 
-const SECRET_KEYS = new Set(['privateKey', 'apiToken']);
+/** Config paths (top-level or one level down) holding secrets: their errors never echo the input. */
+const SECRET_KEYS = new Set(['privateKey', 'apiToken', 'telegram.botToken', 'email.smtpUrl']);
+const isSecretPath = (path: readonly PropertyKey[]): boolean => SECRET_KEYS.has(String(path[0])) || SECRET_KEYS.has(path.slice(0, 2).map(String).join('.'));
 
 /** Keys that would reach a prototype through `obj[key]`: refused in dotted override paths. */
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -179,7 +203,7 @@ export function loadConfig(opts: { env?: Readonly<Record<string, string | undefi
       r.error.issues.map((i) => {
         const key = i.path.join('.') || '(root)';
         const from = origin.get(key);
-        const secret = SECRET_KEYS.has(String(i.path[0]));
+        const secret = isSecretPath(i.path);
         // zod messages may echo the input; never for secrets.
         const msg = secret ? 'invalid value' : i.message;
         return `${key}${from ? ` (${from})` : ''}: ${msg}`;
