@@ -29,7 +29,13 @@ import { createResilientVenue, type ResilientVenue } from '../src/venue/resilien
 import { effectsOf, ModeEvents } from '../machines/mode.machine.ts';
 import { ModeKeeper } from './mode-keeper.ts';
 import { KeelMetrics } from '../src/ops/metrics.ts';
-import { CHILDREN } from '../machines/supervisor.machine.ts';
+import { CHILDREN, type ChildId } from '../machines/supervisor.machine.ts';
+import { watchdogMachine, WatchdogEvents, WatchdogEmitted, isModeFact, parseWatchdogConfig } from '../machines/watchdog.machine.ts';
+import { RuntimeLease, holderId, deadLocalRuntime } from '../src/ops/watchdog-lease.ts';
+import { leasesOf } from '../src/store/lease-repository.ts';
+import { WatchdogSampler, FeedAgeTracker } from '../src/ops/watchdog-sampler.ts';
+import { DeadManKeeper } from '../src/ops/watchdog-deadman.ts';
+import { BlackboxRecorder } from '../src/store/blackbox-recorder.ts';
 import { runReconciliation, type ReconcileRun } from './reconciler.ts';
 import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
 import { createOidCanceller } from '../src/cli/flatten-command.ts';
@@ -138,6 +144,94 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   metrics.attachBudget(budget);
   metrics.setMode(modeKeeper.mode);
   modeKeeper.onChange((e) => metrics.setMode(e.to));
+
+  // The black box: every input and decision, hash-chained (src/store/blackbox-*.ts).
+  const blackbox = new BlackboxRecorder(store.raw, { clock: now });
+  metrics.attachBlackbox(blackbox);
+  const record = (kind: 'input' | 'decision', type: string, payload: unknown, durable = false): void => {
+    try {
+      if (durable) blackbox.recordDurable(kind, type, payload, now());
+      else blackbox.record(kind, type, payload, now());
+      metrics.blackboxEvent(kind);
+    } catch (e) {
+      metrics.dbError();
+      log.error({ err: (e as Error).message, type }, 'black box write failed');
+    }
+  };
+  modeKeeper.onChange((e) => record('decision', 'mode.transition', { from: e.from, to: e.to, reason: e.reason }, true));
+
+  // The trading lease: the independent watchdog acts only when this process stops renewing it.
+  const lease = new RuntimeLease({
+    leases: leasesOf(store),
+    holder: holderId('runtime'),
+    now,
+    ttlMs: 10_000,
+    renewEveryMs: 2_000,
+    onWrite: (e) => watchdog.send(e),
+    onLost: (cur) => {
+      log.fatal({ holder: cur.holder, epoch: cur.epoch }, 'trading lease lost: another process acts on the account; stopping');
+      accepting = false;
+      orderManager?.stopAccepting();
+      supervisor.send({ type: SupervisorEvents.STOP, reason: 'lease lost' });
+    },
+  });
+
+  // The watchdog: heartbeats of every child, event-loop delay, feed age, DB writes, memory.
+  const wdCfg = parseWatchdogConfig({ actors: [...CHILDREN] });
+  const watchdog = createActor(watchdogMachine, { input: { now: now(), ...(wdCfg.ok ? { config: wdCfg.config } : {}) } });
+  const failChild = new Map<ChildId, (e: unknown) => void>();
+  const deadMan = new DeadManKeeper({
+    venue,
+    now,
+    log: log.child({ component: 'deadman' }),
+    triggerLog: { load: () => (store.state.getJson('deadman_triggers') as number[] | undefined) ?? [], save: (t) => store.state.setJson('deadman_triggers', t) },
+  });
+  watchdog.on('*', (e) => {
+    if (isModeFact(e)) {
+      if (e.type === ModeEvents.DB_WRITE_ERROR) metrics.dbError();
+      if (e.type === ModeEvents.EVENT_LOOP_DELAY) metrics.setEventLoopDelayMs(e.ms);
+      modeKeeper.fact(e);
+      return;
+    }
+    switch (e.type) {
+      case WatchdogEmitted.ACTOR_STALLED:
+        log.error({ actor: e.actor, silentForMs: e.silentForMs, stalls: e.stalls }, 'actor stalled');
+        break;
+      case WatchdogEmitted.RESTART_ACTOR:
+        failChild.get(e.actor as ChildId)?.(new Error(`stalled: no heartbeat from ${e.actor}`));
+        break;
+      case WatchdogEmitted.DEAD_MAN_HEALTH:
+        void deadMan.setHealthy(e.healthy, e.reason);
+        break;
+      case WatchdogEmitted.MEMORY:
+        log[e.high ? 'error' : 'info']({ rssBytes: e.rssBytes }, e.high ? 'memory high' : 'memory back to normal');
+        break;
+    }
+  });
+  watchdog.start();
+  const got = lease.acquire({ preempt: deadLocalRuntime });
+  if (!got.ok) throw new Error(`another process holds the trading lease (${got.current.holder}): not starting`);
+  lease.start();
+  const feedAges = new FeedAgeTracker();
+  const sampler = new WatchdogSampler({ send: (e) => watchdog.send(e), now, feed: () => feedAges.snapshot() });
+
+  /** A supervised child that beats its heartbeat every second while `alive()` says it progresses. */
+  const supervised = (id: ChildId, start: (fail: (e: unknown) => void) => { cleanup: () => void; alive: () => boolean }) =>
+    longLived((fail) => {
+      failChild.set(id, fail);
+      const beat = () => watchdog.send({ type: WatchdogEvents.HEARTBEAT, actor: id, at: now() });
+      beat();
+      const child = start(fail);
+      const timer = setInterval(() => {
+        if (child.alive()) beat();
+      }, 1_000);
+      return () => {
+        clearInterval(timer);
+        failChild.delete(id);
+        watchdog.send({ type: WatchdogEvents.UNWATCH, actor: id, at: now() });
+        child.cleanup();
+      };
+    });
   venue.onBreakerChange((c) => {
     log[c.state === 'open' ? 'error' : 'info']({ breaker: c.breaker, state: c.state, previous: c.previous }, `circuit breaker ${c.breaker} ${c.state}`);
     if (c.state === 'open') modeKeeper.fact({ type: ModeEvents.BREAKER_OPEN, endpoint: c.breaker });
@@ -189,6 +283,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       observer: {
         orderState: (intent, state, error, sentAt) => {
           metrics.orderStatus(state);
+          if (state === 'intent') record('decision', 'order.intent', intent, true);
+          else record('input', 'order.state', { cloid: intent.cloid, state, error });
           if (state === 'rejected' && error) metrics.orderRejected(error);
           if (sentAt !== undefined && state !== 'submitting' && state !== 'intent' && state !== 'unknown') metrics.observeOrderAckMs(now() - sentAt);
         },
@@ -265,11 +361,15 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     if (mismatches.length) log.warn({ mismatches }, 'reconciliation: positions differ from the venue (the resilience work adopts them)');
     log.info(lastReconcile as object, 'reconciled with the venue');
     reconciled = true;
+    // The exchange's dead-man switch: if keel dies, the venue cancels its resting orders.
+    const armed = await deadMan.start();
+    if (armed.kind !== 'armed') log.error(armed as object, 'dead-man switch not armed yet (retrying)');
+    sampler.start();
     return { bootedAt: now() };
   }
 
   // ── children ──────────────────────────────────────────────────────────────────────────────
-  const marketFeed = longLived(() => {
+  const marketFeed = supervised('marketFeed', () => {
     const feed = createActor(createMarketFeedMachine(venue, now), {
       input: { coins: cfg.markets, intervals: [cfg.feed.baseInterval], staleAfterMs: cfg.feed.staleAfterMs, pollIntervalMs: cfg.feed.pollIntervalMs },
     });
@@ -278,11 +378,14 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       switch (ev.type) {
         case MARKET_FEED_EMITTED.candleClosed:
           metrics.feedMessage(ev.source, 'candles', ev.at);
+          feedAges.seen(ev.source, ev.at);
+          record('input', 'feed.candle', { ...ev.candle, source: ev.source });
           log.debug({ coin: ev.candle.coin, t: ev.candle.t, c: ev.candle.c, source: ev.source }, 'candle closed');
           bus.publish('candle.closed', ev.candle);
           break;
         case MARKET_FEED_EMITTED.mids:
           metrics.feedMessage(ev.source, 'mids', ev.at);
+          feedAges.seen(ev.source, ev.at);
           for (const [c, px] of ev.mids) portfolio.mids.set(c, px);
           bus.publish('mids', ev.mids);
           break;
@@ -302,10 +405,10 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       }
     });
     feed.start();
-    return () => feed.stop();
+    return { cleanup: () => feed.stop(), alive: () => feed.getSnapshot().status === 'active' };
   });
 
-  const strategy = longLived((fail) => {
+  const strategy = supervised('strategy', (fail) => {
     let stopped = false;
     let live = false;
     const backlog: Parameters<Strategy['onCandle']>[0][] = [];
@@ -314,6 +417,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       if (!s || !s.intervals.includes(c.interval)) return;
       const signal = s.onCandle(c);
       if (signal && live) {
+        record('decision', 'strategy.signal', signal);
         log.info({ coin: signal.coin, direction: signal.direction, refPx: signal.refPx.toFixed(), stopPx: signal.stopPx.toFixed(), takeProfitPx: signal.takeProfitPx.toFixed(), strategy: signal.strategy, reason: signal.reason }, 'signal');
         bus.publish('signal', signal);
       }
@@ -334,9 +438,12 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       live = true;
       for (const c of backlog.splice(0)) onCandle(c);
     })().catch(fail);
-    return () => {
-      stopped = true;
-      unsub();
+    return {
+      cleanup: () => {
+        stopped = true;
+        unsub();
+      },
+      alive: () => !stopped,
     };
   });
 
@@ -371,7 +478,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     };
   }
 
-  const risk = longLived(() => {
+  const risk = supervised('risk', () => {
     const restore = store.state.getJson('risk_gate') as PersistedRiskGate | undefined;
     gateActor = createActor(riskGateMachine, { input: { now: now(), ...(restore ? { restore } : {}) } });
     gateActor.on(RiskEmitted.GATE_CHANGED, (e: RiskGateChanged) => {
@@ -386,6 +493,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       const inst = instruments.get(signal.coin);
       if (!inst) return;
       const verdict = evaluateSignal(signal, riskContext(signal, inst), riskCfg);
+      record('decision', 'risk.verdict', verdict.approved ? { approved: true, coin: signal.coin, order: verdict.order } : { approved: false, coin: signal.coin, reason: verdict.reason, detail: verdict.detail });
       if (!verdict.approved) {
         metrics.riskDenied(verdict.reason);
         log.info({ coin: signal.coin, direction: signal.direction, approved: false, reason: verdict.reason, detail: verdict.detail }, 'risk verdict: denied');
@@ -396,10 +504,13 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       portfolio.recentOrderTimes.push(now());
       bus.publish('order.approved', { signal, coin: o.coin, assetId: o.assetId, side: o.side, sz: o.sz, px: o.px, stopPx: o.stopPx, takeProfitPx: o.takeProfitPx });
     });
-    return () => {
-      unsub();
-      gateActor?.stop();
-      gateActor = undefined;
+    return {
+      cleanup: () => {
+        unsub();
+        gateActor?.stop();
+        gateActor = undefined;
+      },
+      alive: () => gateActor?.getSnapshot().status === 'active',
     };
   });
 
@@ -421,13 +532,20 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     }
   });
 
-  const orderManagerChild = longLived((fail) => {
+  const orderManagerChild = supervised('orderManager', (fail) => {
     let stopped = false;
     let sub: { unsubscribe(): Promise<void> } | undefined;
     void venue
       .subscribeUser({
-        onFills: (fills, isSnapshot) => bus.publish('fills', { fills, source: isSnapshot ? 'snapshot' : 'ws' }),
-        onOrderUpdates: (updates) => bus.publish('orderUpdates', updates),
+        onFills: (fills, isSnapshot) => {
+          record('input', 'venue.fills', { fills, source: isSnapshot ? 'snapshot' : 'ws' });
+          bus.publish('fills', { fills, source: isSnapshot ? 'snapshot' : 'ws' });
+        },
+        onOrderUpdates: (updates) => {
+          record('input', 'venue.orderUpdates', updates);
+          for (const u of updates) if (u.status === 'scheduledCancel') deadMan.noteTrigger(u.time);
+          bus.publish('orderUpdates', updates);
+        },
       })
       .then((s) => {
         if (stopped) void s.unsubscribe();
@@ -435,7 +553,10 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       })
       .catch(fail);
     // REST backstop for fills and the account view: the WebSocket may drop messages silently.
+    let pollStartedAt: number | undefined;
     const poll = setInterval(() => {
+      if (pollStartedAt !== undefined) return;
+      pollStartedAt = now();
       void (async () => {
         try {
           await refreshAccount();
@@ -443,6 +564,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
           bus.publish('fills', { fills: await venue.fills(since), source: 'rest' });
         } catch (e) {
           log.warn({ err: (e as Error).message }, 'account / fill poll failed');
+        } finally {
+          pollStartedAt = undefined;
         }
       })();
     }, 5_000);
@@ -457,12 +580,16 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       lastRecon = now();
       reconcileNow(false).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'periodic reconciliation failed'));
     }, 5_000);
-    return () => {
-      stopped = true;
-      clearInterval(poll);
-      clearInterval(watch);
-      clearInterval(recon);
-      void sub?.unsubscribe();
+    return {
+      cleanup: () => {
+        stopped = true;
+        clearInterval(poll);
+        clearInterval(watch);
+        clearInterval(recon);
+        void sub?.unsubscribe();
+      },
+      // Progress, not a bare timer: a poll stuck longer than two submit timeouts is a stall.
+      alive: () => pollStartedAt === undefined || now() - pollStartedAt < 2 * cfg.orders.submitTimeoutMs,
     };
   });
 
@@ -533,6 +660,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
 
   async function control(call: ControlCall): Promise<{ status: number; body: unknown }> {
     const at = now();
+    record('input', 'operator.command', { action: call.action, by: call.by, params: call.params }, true);
     switch (call.action) {
       case 'pause':
         gateActor?.send({ type: RiskEvents.PAUSE, at, by: call.by });
@@ -582,6 +710,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       openOrders: store.orders.open().map((o) => ({ cloid: o.cloid, coin: o.coin, kind: o.kind, side: o.side, sz: o.sz.toFixed(), px: o.px.toFixed(), state: o.state, triggerPx: o.trigger?.triggerPx.toFixed() ?? null })),
       recentTrades: store.trades.list({ limit: 10 }).map((t) => ({ coin: t.coin, direction: t.direction, sz: t.sz.toFixed(), netPnl: t.netPnl.toFixed(), closedAt: t.closedAt })),
       lastReconciliation: lastReconcile ?? null,
+      deadMan: deadMan.status(),
+      blackbox: { head: blackbox.stats().committedSeq, pending: blackbox.stats().pending },
     };
   }
 
@@ -605,6 +735,17 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   async function shutdown(code: number) {
     if (closing) return;
     closing = true;
+    sampler.stop();
+    watchdog.stop();
+    // A clean drain keeps its stops resting; after a failure the venue's switch cancels them.
+    await deadMan.stop({ disarm: code === 0 }).catch(() => {});
+    // An orderly exit releases the lease: only a crash or a hang lets the watchdog act.
+    lease.stop({ release: true });
+    try {
+      blackbox.close();
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'black box close failed');
+    }
     await venue.close().catch(() => {});
     budget.close();
     metrics.close();

@@ -11,6 +11,7 @@ import { registerBlackbox } from './blackbox-command.ts';
 import { registerFlatten } from './flatten-command.ts';
 import { registerControl } from './control-command.ts';
 import { registerBacktest } from './backtest-command.ts';
+import { registerWatchdog } from './watchdog-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   registerFlatten(program);
   registerControl(program);
   registerBacktest(program);
+  registerWatchdog(program);
   return program;
 }
 
