@@ -48,6 +48,12 @@ export interface SimulatorOptions {
   /** History bars (1m) available before block 0. */
   historyBars?: number;
   log?: (line: string) => void;
+  /**
+   * Benchmark timestamps (default off; `KEEL_SIM_STAMPS=1` turns them on): when the first 1m candle
+   * frame of each new bar was handed to the sockets, and when each order with a cloid reached
+   * `/exchange`, both on this process's clock; read with `GET /_sim/stamps`. Bounded (last 100,000).
+   */
+  stamps?: boolean;
 }
 
 export interface Simulator {
@@ -148,6 +154,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
   }
 
+  const STAMP_CAP = 100_000;
+  const stampClock = () => performance.timeOrigin + performance.now();
+  const stamps = (opts.stamps ?? process.env['KEEL_SIM_STAMPS'] === '1') ? { bars: [] as { coin: string; t: number; at: number }[], orders: [] as { cloid: string; asset: number; at: number }[], lastT: new Map<string, number>() } : undefined;
+  const keep = <T>(xs: T[], x: T): void => {
+    if (xs.length >= STAMP_CAP) xs.splice(0, xs.length - STAMP_CAP + 1);
+    xs.push(x);
+  };
+
   // ── the block loop ──────────────────────────────────────────────────────────────────────
   let nextBlock = 0;
   const t0 = clock.now();
@@ -161,6 +175,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       flush();
       hub.housekeeping();
       hub.publishMarket(blocks.map((b) => b.coin));
+      if (stamps) {
+        const at = stampClock();
+        for (const b of blocks) {
+          const t = market.currentCandle(b.coin, '1m')?.t;
+          if (t === undefined || stamps.lastT.get(b.coin) === t) continue;
+          stamps.lastT.set(b.coin, t);
+          keep(stamps.bars, { coin: b.coin, t, at });
+        }
+      }
     }
   }
   runDueBlocks();
@@ -201,6 +224,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   async function handleVenue(req: http.IncomingMessage, res: http.ServerResponse, endpoint: 'info' | 'exchange'): Promise<void> {
     const ip = req.socket.remoteAddress ?? 'unknown';
+    const arrivedAt = stamps ? stampClock() : 0;
     if (faults.fires('outage')) return send(res, 502, '<html><body><h1>502 Bad Gateway</h1></body></html>', 'text/html');
     if (faults.fires('http5xx')) {
       const codes = [500, 502, 503, 504];
@@ -230,6 +254,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       const action = (body as { action?: { orders?: unknown[]; cancels?: unknown[]; modifies?: unknown[] } })?.action;
       const batch = action?.orders?.length ?? action?.cancels?.length ?? action?.modifies?.length ?? 1;
       if (!ipLimits.take(ip, exchangeWeight(batch), now())) return send(res, 429, null);
+      if (stamps && Array.isArray(action?.orders)) for (const o of action.orders as { a?: unknown; c?: unknown }[]) if (typeof o?.c === 'string') keep(stamps.orders, { cloid: o.c, asset: Number(o.a), at: arrivedAt });
       result = runAction(body);
     }
     if (faults.fires('lostResponse')) {
@@ -254,6 +279,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (req.method === 'GET' && path === '/_sim/state') {
       return send(res, 200, { ...exchange.groundTruth(), block: nextBlock - 1, marketTime: market.marketTime(Math.max(0, nextBlock - 1)), clock: { mode: clock.mode, now: clock.now() }, faults: faults.settings });
     }
+    if (req.method === 'GET' && path === '/_sim/stamps') return stamps ? send(res, 200, { bars: stamps.bars, orders: stamps.orders }) : send(res, 404, { error: 'stamps are off (start the simulator with KEEL_SIM_STAMPS=1)' });
     if (path === '/_sim/faults') {
       if (req.method === 'GET') return send(res, 200, { classes: FAULT_CLASSES, settings: faults.settings });
       if (req.method === 'POST') {
