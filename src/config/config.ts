@@ -160,7 +160,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let parsed: unknown;
   try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+    parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text, { logLevel: 'error' });
   } catch (e) {
     throw new ConfigError([`config file ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${parseErrorText(e)}`]);
   }
