@@ -139,7 +139,10 @@ export const API_TOKEN = 'bench-token-0123456789abcdef';
 export async function startKeel(dir: string, configFile: string, opts: { nodeArgs?: readonly string[]; env?: Record<string, string> } = {}): Promise<{ child: Child; opsUrl: string; startedAt: number }> {
   const logFile = path.join(dir, `keel-${Date.now()}.log`);
   const startedAt = performance.now();
-  const child = new Child(['run', '--config', configFile], { logFile, env: { KEEL_API_TOKEN: API_TOKEN, ...opts.env }, ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}) });
+  // KEEL_BENCH_PROF=DIR: every keel process writes a CPU profile there (node --cpu-prof) on exit.
+  const prof = process.env['KEEL_BENCH_PROF'];
+  const nodeArgs = [...(opts.nodeArgs ?? []), ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
+  const child = new Child(['run', '--config', configFile], { logFile, env: { KEEL_API_TOKEN: API_TOKEN, ...opts.env }, nodeArgs });
   const m = await child.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"ops http listening"/, 30_000);
   return { child, opsUrl: m[1]!, startedAt };
 }
