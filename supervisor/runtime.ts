@@ -431,6 +431,8 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         // Warm-up on history: indicators need it; signals from history are not acted on.
         const bars = r.strategy.warmupBars + 5;
         const history = await venue.candles(inst.coin, cfg.feed.baseInterval, now() - bars * 60_000 * 2);
+        // Recorded so `keel replay` rebuilds the same indicator state before the live candles.
+        record('input', 'feed.history', { coin: inst.coin, strategy: cfg.strategy, candles: history.filter((c) => c.closed) });
         for (const c of history) if (c.closed) r.strategy.onCandle(c);
         log.info({ coin: inst.coin, strategy: r.strategy.name, warmupBars: history.length }, 'strategy warmed up');
       }
@@ -492,7 +494,9 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     const unsub = bus.on('signal', (signal) => {
       const inst = instruments.get(signal.coin);
       if (!inst) return;
-      const verdict = evaluateSignal(signal, riskContext(signal, inst), riskCfg);
+      const ctx = riskContext(signal, inst);
+      record('input', 'risk.context', { signal, context: ctx, config: riskCfg });
+      const verdict = evaluateSignal(signal, ctx, riskCfg);
       record('decision', 'risk.verdict', verdict.approved ? { approved: true, coin: signal.coin, order: verdict.order } : { approved: false, coin: signal.coin, reason: verdict.reason, detail: verdict.detail });
       if (!verdict.approved) {
         metrics.riskDenied(verdict.reason);
