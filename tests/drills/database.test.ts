@@ -42,7 +42,7 @@ describe('RUNBOOK drills: reconciliation, backup, corrupted and lost database', 
 
     // ── 1. A reconciliation with a difference: an order placed by hand in the web app ──
     const manual = await byHand(site, master).rest('ETH', true, '0.1');
-    const oid = 'resting' in manual ? manual.resting.oid : -1;
+    const oid = typeof manual === 'object' && 'resting' in manual ? manual.resting.oid : -1;
     expect(oid).toBeGreaterThan(0);
     const [dry, real] = await runDrill('reconcile', cmd());
     for (const r of [dry!, real!]) {
