@@ -12,6 +12,8 @@ import { registerFlatten } from './flatten-command.ts';
 import { registerControl } from './control-command.ts';
 import { registerBacktest } from './backtest-command.ts';
 import { registerWatchdog } from './watchdog-command.ts';
+import { registerKeystore } from './keystore-command.ts';
+import { registerMigrate } from './migrate-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -26,6 +28,8 @@ export function buildCli(): Command {
   registerControl(program);
   registerBacktest(program);
   registerWatchdog(program);
+  registerKeystore(program);
+  registerMigrate(program);
   return program;
 }
 
