@@ -176,4 +176,171 @@ describe('control API', () => {
       db.close();
     }
   });
+
+  it('each action takes effect and is audited with who and when', { timeout: 60_000 }, async () => {
+    const { url, acct, keel, token } = await bootKeel('actions');
+    const auth = (actor: string) => ({ authorization: `Bearer ${token}`, 'x-keel-actor': actor });
+    const auditFrom = readAudit(acct.dataDir).length;
+    /** Calls `action` as `actor`; returns the answer and the audit rows it added, with the call's wall-clock bounds. */
+    const act = async (action: (typeof ACTIONS)[number], actor: string, query = '') => {
+      const seen = readAudit(acct.dataDir).length;
+      const t0 = Date.now();
+      const r = await control(keel, action, auth(actor), query);
+      const t1 = Date.now();
+      const row = readAudit(acct.dataDir).slice(seen).find((a) => a.action === `control.${action}` && a.actor.startsWith(`${actor}@`));
+      expect(row, `audit of ${action} by ${actor}`).toBeDefined();
+      expect(row!.actor).toMatch(new RegExp(`^${actor}@(::ffff:)?127\\.0\\.0\\.1$`));
+      // When: stamped by the runtime's clock while the call was being served.
+      expect(row!.time).toBeGreaterThanOrEqual(t0);
+      expect(row!.time).toBeLessThanOrEqual(t1);
+      return { ...r, row: row! };
+    };
+
+    // pause: no new entries (the gate reduces); resume: back to active.
+    const paused = await act('pause', 'alice');
+    expect(paused.status).toBe(200);
+    expect(paused.body).toEqual({ gate: 'reducing' });
+    expect((await status(keel)).gate).toBe('reducing');
+    const resumed = await act('resume', 'bob');
+    expect(resumed.status).toBe(200);
+    expect((await status(keel)).gate).toBe('active');
+
+    // reconcile: a fresh report; the operator's manual order is reported, not touched.
+    const before = (await status(keel)).lastReconciliation as { at: number };
+    const dry = await act('reconcile', 'carol', '?dryRun=true');
+    expect(dry.status).toBe(200);
+    expect(dry.body.dryRun).toBe(true);
+    expect(JSON.parse(dry.row.detail)).toEqual({ dryRun: 'true' });
+    expect(((await status(keel)).lastReconciliation as { at: number }).at).toBe(before.at);
+    const rec = await act('reconcile', 'carol');
+    expect(rec.status).toBe(200);
+    expect(rec.body.clean).toBe(true);
+    expect(rec.body.dryRun).toBe(false);
+    expect(String(rec.body.summary)).toMatch(/1 reportExternal/);
+    const after = (await status(keel)).lastReconciliation as { at: number; clean: boolean };
+    expect(after.at).toBeGreaterThan(before.at);
+    expect(after.clean).toBe(true);
+    expect((await venueView(url, acct.user)).orders.length).toBe(1);
+
+    // kill: Emergency, the gate halted, the operator's resting order cancelled: flat and bare.
+    const killed = await act('kill', 'dave');
+    expect(killed.status, JSON.stringify(killed.body)).toBe(200);
+    expect(killed.body.mode).toBe('Emergency');
+    const inEmergency = await status(keel);
+    expect(inEmergency.mode).toBe('Emergency');
+    expect(inEmergency.gate).toBe('halted');
+    expect(inEmergency.conditions).toContain('kill');
+    expect(await venueView(url, acct.user)).toEqual({ positions: [], orders: [] });
+    expect(keel.child.messages(/^mode \w+ → Emergency$/).map((l) => String(l.reason))).toEqual([`kill switch by ${killed.row.actor}`]);
+
+    // ack: a clean reconciliation, then out of Emergency, the gate no longer halted.
+    const acked = await act('ack', 'erin');
+    expect(acked.status, JSON.stringify(acked.body)).toBe(200);
+    expect(acked.body.ok).toBe(true);
+    expect(acked.body.mode).not.toBe('Emergency');
+    const out = await status(keel);
+    expect(out.mode).not.toBe('Emergency');
+    expect(out.gate).toBe('active');
+    expect(keel.child.messages(/^mode Emergency → \w+$/).map((l) => String(l.reason))).toEqual([`operator ack by ${acked.row.actor} after a clean reconciliation`]);
+
+    // flatten: a manual position and a fresh manual resting order are gone; the venue says flat;
+    // the gate is paused (no new entries after a flatten).
+    await manualOrder(acct, 'BTC', true, 1.01, '0.01', 'Ioc');
+    await manualOrder(acct, 'ETH', false, 1.1, '0.1', 'Gtc');
+    const open = await venueView(url, acct.user);
+    expect([open.positions.length, open.orders.length]).toEqual([1, 1]);
+    const flat = await act('flatten', 'frank');
+    expect(flat.status, JSON.stringify(flat.body)).toBe(200);
+    expect(flat.body.flat).toBe(true);
+    expect((flat.body.closeOrders as unknown[]).length).toBeGreaterThan(0);
+    expect(await venueView(url, acct.user)).toEqual({ positions: [], orders: [] });
+    expect((await status(keel)).gate).toBe('reducing');
+    expect((await status(keel)).mode).not.toBe('Emergency');
+
+    // An ack outside Emergency is refused (409) and changes nothing, but is still audited.
+    const again = await act('ack', 'grace');
+    expect(again.status).toBe(409);
+    expect(again.body.ok).toBe(false);
+
+    // Every accepted call in order, each with its actor.
+    const rows = readAudit(acct.dataDir)
+      .slice(auditFrom)
+      .filter((r) => r.action.startsWith('control.'));
+    expect(rows.map((r) => `${r.action} ${r.actor.split('@')[0]}`)).toEqual([
+      'control.pause alice',
+      'control.resume bob',
+      'control.reconcile carol',
+      'control.reconcile carol',
+      'control.kill dave',
+      'control.ack erin',
+      'control.flatten frank',
+      'control.ack grace',
+    ]);
+    const times = rows.map((r) => r.time);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+  });
+
+  it('a kill that closes a position records the closes, so the first ack after it is accepted', { timeout: 40_000 }, async () => {
+    const { url, acct, keel, token } = await bootKeel('kill-ack');
+    const auth = { authorization: `Bearer ${token}`, 'x-keel-actor': 'oncall' };
+    await manualOrder(acct, 'BTC', true, 1.01, '0.01', 'Ioc');
+    expect((await venueView(url, acct.user)).positions.length).toBe(1);
+    const killed = await control(keel, 'kill', auth);
+    expect(killed.status, JSON.stringify(killed.body)).toBe(200);
+    expect(await venueView(url, acct.user)).toEqual({ positions: [], orders: [] });
+    const closes = (killed.body.flatten as { closeOrders: { cloid: string }[] }).closeOrders;
+    expect(closes.length).toBeGreaterThan(0);
+
+    // Every close the kill sent is on the venue; keel's database must know how each ended (filled),
+    // not keep it as a bare intent for the next reconciliation to stumble on.
+    const db = openDbView(acct.dataDir);
+    try {
+      const sim = await simState(url);
+      for (const c of closes) expect(sim.orders.find((o) => o.cloid === c.cloid)?.status, c.cloid).toBe('filled');
+      // The fills also arrive over the user stream: give them a moment before judging the record.
+      const states = () => closes.map((c) => `${c.cloid} ${db.orders().find((o) => o.cloid === c.cloid)?.state ?? 'absent'}`);
+      await eventually(() => (states().every((x) => x.endsWith(' filled')) ? true : undefined), { timeoutMs: 5_000, what: 'close orders recorded as filled' }).catch(() => undefined);
+      expect(states(), "keel's records of the closes the kill switch sent").toEqual(closes.map((c) => `${c.cloid} filled`));
+    } finally {
+      db.close();
+    }
+    // The account is flat and nothing is in doubt: the operator's first ack is accepted.
+    const acked = await control(keel, 'ack', auth);
+    expect(acked.status, JSON.stringify(acked.body)).toBe(200);
+    expect((await status(keel)).mode).not.toBe('Emergency');
+  });
+
+  it('refuses to bind off loopback without a token, with a one-line reason', { timeout: 40_000 }, async () => {
+    const dataDir = path.join(tempDir('control-bind'), 'data');
+    const refused = new ChildHandle('keel run (0.0.0.0, no token)', ['run'], { KEEL_DATA_DIR: dataDir, KEEL_HTTP_ADDR: '0.0.0.0:0', KEEL_API_URL: 'http://127.0.0.1:1' });
+    const exit = await refused.exited;
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    const lines = refused.stderr.trim().split('\n');
+    expect(lines.length, refused.stderr).toBe(1);
+    expect(lines[0]).toMatch(/KEEL_HTTP_ADDR.*0\.0\.0\.0:0.*KEEL_API_TOKEN/);
+    expect(refused.lines).toEqual([]);
+    // Refused before anything was created or listened.
+    expect(existsSync(path.join(dataDir, 'keel.sqlite'))).toBe(false);
+
+    // A token too short is refused the same way, without echoing it.
+    const short = 'tiny-secret';
+    const weak = new ChildHandle('keel run (short token)', ['run'], { KEEL_DATA_DIR: dataDir, KEEL_HTTP_ADDR: '0.0.0.0:0', KEEL_API_TOKEN: short, KEEL_API_URL: 'http://127.0.0.1:1' });
+    expect((await weak.exited).code).not.toBe(0);
+    expect(weak.stderr.trim().split('\n').length).toBe(1);
+    expect(weak.stderr).toMatch(/apiToken \(KEEL_API_TOKEN\)/);
+    expect(weak.stderr).not.toContain(short);
+
+    // With a token it binds all interfaces; the configured token is the one that works.
+    const { url } = await startSim({ speed: 1, seed: 22 });
+    const token = 'control-api-test-token-0123456789';
+    const keel = await startKeel({ dataDir, env: { KEEL_API_URL: url, KEEL_HTTP_ADDR: '0.0.0.0:0', KEEL_API_TOKEN: token }, name: 'keel run (0.0.0.0, token)' });
+    expect(keel.opsUrl).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+    expect(existsSync(path.join(dataDir, 'api-token'))).toBe(false);
+    const port = new URL(keel.opsUrl).port;
+    const base = `http://127.0.0.1:${port}`;
+    const post = (headers: Record<string, string>) => fetch(`${base}/control/pause`, { method: 'POST', headers, signal: AbortSignal.timeout(10_000) });
+    expect((await post({})).status).toBe(401);
+    expect((await post({ authorization: `Bearer ${token}`, 'x-keel-actor': 'ops' })).status).toBe(200);
+  });
 });
