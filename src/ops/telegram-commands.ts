@@ -9,7 +9,8 @@
  * - `/flatten` and `/kill` never act on the first message: the bot answers with a one-time code
  *   and only `/confirm <code>` from the same chat, within `confirmTtlMs`, executes. A code is used
  *   at most once; a wrong code or a new command cancels it.
- * - Every control call carries `by = telegram:<chat id>` and is audited before it runs.
+ * - Every control call carries `by = telegram:<chat id>` and is audited (`control.<action>`, as
+ *   the HTTP control API does) before it runs; every command is audited as `telegram.<command>`.
  * - The poller never throws and never stops by itself: a failed poll backs off (1 s → 30 s) and
  *   retries; a slow control call (flatten) does not stop the polling.
  * - Messages older than `maxAgeMs` (queued while keel was down) are refused, not executed.
@@ -300,6 +301,8 @@ export class TelegramCommands {
   async #execute(chat: string, action: ControlAction, by: string): Promise<void> {
     this.#stats.executed++;
     this.#log?.warn({ action, by }, 'telegram: control action');
+    // The same audit entry as the HTTP control API writes, so both paths read alike.
+    this.#audit(by, `control.${action}`, { via: 'telegram' });
     const r = await this.#control.control(action, by);
     await this.#reply(chat, formatResult(action, r));
   }

@@ -128,7 +128,9 @@ describe('Telegram commands (stand-in Bot API, recording control port)', () => {
       `telegram:${OPERATOR} telegram.positions`,
       `telegram:${OPERATOR} telegram.pnl`,
       `telegram:${OPERATOR} telegram.pause`,
+      `telegram:${OPERATOR} control.pause`,
       `telegram:${DEPUTY} telegram.resume`,
+      `telegram:${DEPUTY} control.resume`,
     ]);
     expect(await ask(tg, OPERATOR, '/frobnicate')).toMatch(/^unknown command \/frobnicate/);
   });
@@ -196,6 +198,25 @@ describe('Telegram commands (stand-in Bot API, recording control port)', () => {
     await tg.waitForSent((m) => m.chatId === DEPUTY && m.text.startsWith('ack: done'), { what: 'ack result' });
     expect(alerts.router.unacknowledged()).toEqual([]);
     expect(control.calls).toEqual([{ action: 'ack', by: `telegram:${DEPUTY}` }]);
+  });
+
+  it('keeps polling through Bot API errors (a revoked token: 401), backing off, the token never logged', { timeout: 20_000 }, async () => {
+    const tg = await startTelegramStandIn({ maxPollS: 1 });
+    const revoked = '999999:revoked-token-abcdefghijklmnopqrst';
+    let logged = '';
+    const log = createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => ((logged += c.toString()), cb()) }) });
+    const cfg = loadConfig({ env: { KEEL_TELEGRAM_BOT_TOKEN: revoked, KEEL_TELEGRAM_CHAT_ID: OPERATOR, KEEL_TELEGRAM_API_ROOT: tg.apiRoot } });
+    const control = new RecordingControl();
+    const alerts = startOperatorAlerts(cfg, { log, control, commands: { pollTimeoutS: 1 } });
+    closers.push(async () => {
+      await alerts.close({ drainMs: 0 });
+      await tg.close();
+    });
+    await eventually(() => ((alerts.commands?.stats().pollErrors ?? 0) >= 2 ? true : undefined), { timeoutMs: 10_000, what: 'two failed polls' });
+    expect(alerts.commands?.stats().updates).toBe(0);
+    expect(logged).toContain('telegram getUpdates: HTTP 401: Unauthorized');
+    expect(logged).not.toContain(revoked);
+    expect(logged).not.toContain('revoked-token');
   });
 
   it('refuses a command that waited too long in the queue (sent while keel was down)', { timeout: 20_000 }, async () => {
