@@ -325,6 +325,25 @@ describe('AlertRouter: failures never block', () => {
     expect(router.stats().channels.telegram!.queued).toBe(2);
   });
 
+  it('honours a channel\'s retryAfterMs (Telegram 429) over the shorter backoff', async () => {
+    const { clock, router, tg } = rig({ channels: ['telegram'] });
+    const orig = tg!.send.bind(tg);
+    let first = true;
+    tg!.send = (m, ctx) => {
+      if (first) {
+        first = false;
+        tg!.attempts++;
+        return Promise.reject(Object.assign(new Error('429'), { retryAfterMs: 5_000 }));
+      }
+      return orig(m, ctx);
+    };
+    router.alert({ severity: 'warning', key: 'w', title: 'w' });
+    await clock.advance(4_900);
+    expect(tg!.got).toHaveLength(0);
+    await clock.advance(200);
+    expect(tg!.got).toHaveLength(1);
+  });
+
   it('gives a message up after the configured attempts, counted', async () => {
     const { clock, router, tg } = rig({ channels: ['telegram'] });
     tg!.mode = 'fail';
