@@ -333,5 +333,13 @@ describe('kill switch end to end from a Telegram message, on a real keel run', (
     // The kill is in keel's log and its CRITICAL alert reached Telegram.
     await tg.waitForSent((m) => m.chatId === OPERATOR && /CRITICAL/.test(m.text) && /Emergency/.test(m.text), { what: 'Emergency alert', timeoutMs: 15_000 });
     expect(keel.child.stdout).not.toContain(tg.token);
+    const db: BetterSqlite3.Database = openRetainedDatabase(path.join(acct.dataDir, 'keel.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.prepare("SELECT actor, action FROM audit_log WHERE actor LIKE 'telegram:%' ORDER BY id").all() as { actor: string; action: string }[];
+      expect(rows.filter((r) => r.action === 'control.kill')).toEqual([{ actor: `telegram:${OPERATOR}`, action: 'control.kill' }]);
+      expect(rows).toContainEqual({ actor: `telegram:${STRANGER}`, action: 'telegram.refused' });
+    } finally {
+      db.close();
+    }
   });
 });
