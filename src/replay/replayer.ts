@@ -10,8 +10,12 @@
  *   produce is `missing`, a recomputed one never recorded is `extra`, a pair that differs is `different`.
  * - risk.verdict: `evaluateSignal(signal, context, config)` over the preceding `risk.context`,
  *   shaped as the runtime records it.
- * Other decisions (order.intent, mode.transition) depend on inputs the black box does not hold in
- * full (venue responses, watchdog facts); they are counted as not replayed, never silently passed.
+ * - order.intent of kind entry: derived from the latest recorded approved verdict of its coin (the
+ *   order manager's only source of entries) and compared on what it must carry over unchanged
+ *   (asset, coin, side, size, price; reduce-only off, IOC). An entry intent with no approval before
+ *   it is reported as a problem.
+ * Other decisions (protective intents, mode.transition) depend on inputs the black box does not
+ * hold in full (venue responses, watchdog facts); they are counted as not replayed, never passed.
  *
  * Invariants:
  * - The chain over every row read is verified first; a broken chain refuses the replay (its seq is
@@ -38,7 +42,7 @@ import { firstDifference } from './json-diff.ts';
 import { instrumentOfRiskContext, parseCandle, parseHistory, parseRiskInput, parseSignal, parseVerdictHead } from './payloads.ts';
 
 /** Decision types the replay recomputes. */
-export const REPLAYED_DECISIONS = ['strategy.signal', 'risk.verdict'] as const;
+export const REPLAYED_DECISIONS = ['strategy.signal', 'risk.verdict', 'order.intent'] as const;
 export type ReplayedDecision = (typeof REPLAYED_DECISIONS)[number];
 
 export type DivergenceKind = 'different' | 'missing' | 'extra';
@@ -167,7 +171,7 @@ class Replay {
   readonly #lanes = new Map<string, Lane>();
   readonly #instruments = new Map<string, Instrument>();
   readonly inputs: Record<string, number> = {};
-  readonly compared: Record<ReplayedDecision, number> = { 'strategy.signal': 0, 'risk.verdict': 0 };
+  readonly compared: Record<ReplayedDecision, number> = { 'strategy.signal': 0, 'risk.verdict': 0, 'order.intent': 0 };
   readonly notReplayed: Record<string, number> = {};
   readonly divergences: Divergence[] = [];
   readonly problems: ReplayProblem[] = [];
@@ -177,6 +181,8 @@ class Replay {
   rows = 0;
   #pendingRisk: { readonly seq: number; readonly coin: string; readonly verdict: unknown } | undefined;
   #problemKeys = new Set<string>();
+  /** The latest recorded approved order per coin not yet turned into an entry intent. */
+  readonly #approved = new Map<string, { readonly seq: number; readonly order: Record<string, unknown> }>();
 
   constructor(from: number, opts: ReplayOptions) {
     this.#from = from;
@@ -208,6 +214,8 @@ class Replay {
         return this.#onRiskContext(row);
       case 'risk.verdict':
         return this.#onVerdict(row);
+      case 'order.intent':
+        return this.#onIntent(row);
       case GAP_EVENT_TYPE:
         if (inRange) this.notes.push(`seq ${row.seq}: the recorder dropped events here (${row.payload}); decisions around it may be unpaired`);
         return;
@@ -341,6 +349,10 @@ class Replay {
     this.#pendingRisk = undefined;
     const head = parseVerdictHead(row.payload);
     if (!head.ok) return this.#problem(row.seq, row.type, `unreadable risk.verdict: ${head.error}`);
+    if (head.value.approved) {
+      const order = (recordedJson(row) as { order?: unknown }).order;
+      if (typeof order === 'object' && order !== null) this.#approved.set(head.value.coin, { seq: row.seq, order: order as Record<string, unknown> });
+    }
     if (pending === undefined) {
       if (inRange) {
         this.notReplayed[row.type] = (this.notReplayed[row.type] ?? 0) + 1;
@@ -355,6 +367,35 @@ class Replay {
       return;
     }
     this.#compare(row, 'risk.verdict', pending.coin, pending.verdict, pending.seq);
+  }
+
+  #onIntent(row: BlackboxRow): void {
+    const inRange = row.seq >= this.#from;
+    let intent: Record<string, unknown>;
+    try {
+      intent = JSON.parse(row.payload) as Record<string, unknown>;
+    } catch {
+      return this.#problem(row.seq, row.type, 'unreadable order.intent: payload is not JSON');
+    }
+    if (typeof intent !== 'object' || intent === null || intent.kind !== 'entry' || typeof intent.coin !== 'string') {
+      if (inRange) this.notReplayed[row.type] = (this.notReplayed[row.type] ?? 0) + 1;
+      return;
+    }
+    const approved = this.#approved.get(intent.coin);
+    this.#approved.delete(intent.coin);
+    if (!inRange) return;
+    if (approved === undefined) {
+      this.notReplayed[row.type] = (this.notReplayed[row.type] ?? 0) + 1;
+      return this.#problem(row.seq, row.type, `entry intent for ${intent.coin} with no approved risk verdict before it`);
+    }
+    const o = approved.order;
+    const derived = { assetId: o.assetId, coin: o.coin, side: o.side, sz: o.sz, px: o.px, reduceOnly: false, tif: 'Ioc', kind: 'entry' };
+    const recorded: Record<string, unknown> = {};
+    for (const k of Object.keys(derived)) recorded[k] = intent[k];
+    this.compared['order.intent'] += 1;
+    const d = firstDifference(recorded, derived);
+    if (d === undefined) this.matched += 1;
+    else this.#diverge({ seq: row.seq, type: 'order.intent', coin: intent.coin, kind: 'different', path: d.path, expected: d.expected, got: d.got, inputSeq: approved.seq });
   }
 
   #compare(row: BlackboxRow, type: ReplayedDecision, coin: string, got: unknown, inputSeq: number): void {
@@ -394,7 +435,7 @@ export function replayBlackbox(reader: BlackboxReader, opts: ReplayOptions = {})
   const to = Math.min(opts.to ?? head.headSeq, head.headSeq);
   const strategyParams = { ...(opts.strategyParams ?? {}) };
   const base = { range: { from, to }, readFrom: first, strategyParams };
-  const empty = { rowsRead: 0, inputs: {}, compared: { 'strategy.signal': 0, 'risk.verdict': 0 }, comparedTotal: 0, matched: 0, divergenceCount: 0, divergences: [], notReplayed: {}, problems: [], notes: [] };
+  const empty = { rowsRead: 0, inputs: {}, compared: { 'strategy.signal': 0, 'risk.verdict': 0, 'order.intent': 0 }, comparedTotal: 0, matched: 0, divergenceCount: 0, divergences: [], notReplayed: {}, problems: [], notes: [] };
 
   if (from > to) return { ok: false, refused: head.rows === 0 ? 'the black box is empty' : `nothing to replay: seq ${from}..${to} holds no rows`, chain: { skipped: true }, ...base, ...empty };
 
@@ -410,7 +451,7 @@ export function replayBlackbox(reader: BlackboxReader, opts: ReplayOptions = {})
   replay.finish(to === head.headSeq);
   if (opts.verifyChain === false) replay.notes.push('the hash chain was not verified (--no-verify-chain): the inputs are taken on trust');
 
-  const comparedTotal = replay.compared['strategy.signal'] + replay.compared['risk.verdict'];
+  const comparedTotal = REPLAYED_DECISIONS.reduce((n, t) => n + replay.compared[t], 0);
   return {
     ok: replay.divergenceCount === 0 && replay.problems.length === 0,
     chain,

@@ -94,6 +94,10 @@ describe('keel replay over a recorded paper session', () => {
     // Every recorded signal and verdict was checked, none skipped.
     expect(report.compared['strategy.signal']).toBe(seqsOf('strategy.signal').length);
     expect(report.compared['risk.verdict']).toBe(seqsOf('risk.verdict').length);
+    // Entry intents are checked against the approved orders they carry out.
+    const entries = rows.filter((r) => r.type === 'order.intent' && (JSON.parse(r.payload) as { kind: string }).kind === 'entry');
+    expect(entries.length).toBeGreaterThanOrEqual(1);
+    expect(report.compared['order.intent']).toBe(entries.length);
     expect(report.matched).toBe(report.comparedTotal);
     expect(report.comparedTotal).toBeGreaterThan(0);
     expect(report.inputs['feed.candle']).toBe(seqsOf('feed.candle').length);

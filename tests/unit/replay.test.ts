@@ -248,15 +248,40 @@ describe('replayBlackbox: risk verdicts and the chain', () => {
   it('recomputes verdicts from their recorded contexts, approved and denied', async () => {
     const s = await Session.open();
     s.boot('BTC', history('BTC', 2));
-    const sig = s.decide(bar('BTC', 2))!;
+    s.candle(bar('BTC', 2));
+    const sig = s.signals[0]!.signal;
     const approved = s.risk(sig);
     s.risk(sig, { gate: 'halted' });
     s.risk(sig, { markPx: undefined, positions: [{ coin: 'ETH', szi: dec('-1.5'), entryPx: dec(3000), notional: dec(4500) }] });
     const tampered = s.risk(sig, {}, (v) => ({ ...v, order: { ...(v.order as object), sz: '123' } }));
     const r = s.replay();
     expect(r.compared['risk.verdict']).toBe(4);
+    expect(r.compared['strategy.signal']).toBe(1);
+    expect(r.divergenceCount).toBe(1);
     expect(s.box.flush() === 0 && new BlackboxReader(s.store.raw).get(approved.verdict)?.payload).toMatch(/^\{"approved":true/);
     expect(r.divergences.filter((d) => d.type === 'risk.verdict')).toEqual([expect.objectContaining({ seq: tampered.verdict, kind: 'different', path: '$.order.sz', expected: '123', inputSeq: tampered.context })]);
+  });
+
+  it('checks an entry intent against the approved order it carries out', async () => {
+    const s = await Session.open();
+    s.boot('BTC', history('BTC', 2));
+    s.candle(bar('BTC', 2));
+    const sig = s.signals[0]!.signal;
+    const entry = (order: Record<string, unknown>, cloid: string, over: Record<string, unknown> = {}) =>
+      s.rec('decision', 'order.intent', { cloid, coin: order.coin, assetId: order.assetId, side: order.side, sz: order.sz, px: order.px, reduceOnly: false, tif: 'Ioc', kind: 'entry', createdAt: 1, ...over });
+    let order: Record<string, unknown> = {};
+    s.risk(sig, {}, (v) => ((order = v.order as Record<string, unknown>), v));
+    entry(order, '0x01');
+    // A protective intent is not derived from a verdict: counted, not compared.
+    s.rec('decision', 'order.intent', { cloid: '0x02', coin: 'BTC', kind: 'stop_loss', sz: order.sz, px: '1', reduceOnly: true });
+    s.risk(sig);
+    const bad = entry(order, '0x03', { sz: dec(order.sz as never).times(2) });
+    const orphan = entry(order, '0x04');
+    const r = s.replay();
+    expect(r.compared['order.intent']).toBe(2);
+    expect(r.notReplayed['order.intent']).toBe(2);
+    expect(r.divergences).toEqual([expect.objectContaining({ seq: bad, type: 'order.intent', path: '$.sz', got: dec(order.sz as never).toFixed() })]);
+    expect(r.problems).toEqual([expect.objectContaining({ seq: orphan, message: expect.stringMatching(/no approved risk verdict/) })]);
   });
 
   it('a verdict without its context cannot be recomputed: reported, never passed', async () => {
