@@ -16,7 +16,7 @@
 # `podman run --network none`: the container gets its own network namespace with loopback only,
 # keel binds 0.0.0.0:9464 inside it as in production, and the checks run inside it.
 #
-# Needs root, `apt-get install -y buildah podman debootstrap` (done here when missing).
+# Needs root, `apt-get install -y buildah podman debootstrap jq` (done here when missing).
 # Storage is private to this script (vfs under $KEEL_CT_DIR), so nothing global changes.
 # Environment: KEEL_CT_DIR (default /var/tmp/keel-container), KEEL_CT_REBUILD_BASE=1 to
 # reassemble the base image, KEEL_CT_KEEP=1 to keep the container for inspection.
@@ -33,7 +33,7 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "run as root (buildah and debootstrap need it)"
 missing=()
-for t in buildah podman debootstrap; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in buildah podman debootstrap jq; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (Debian packages)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -89,7 +89,8 @@ step "buildah bud (Dockerfile, NODE_IMAGE=$BASE)"
 buildah "${STORE[@]}" bud --isolation chroot --network host --format docker --layers \
   --build-arg NODE_IMAGE="$BASE" -t "$IMAGE" -f Dockerfile . 2>&1 | tail -n 25
 buildah "${STORE[@]}" rm --all >/dev/null 2>&1 || true
-cfg=$(buildah "${STORE[@]}" inspect --type image --format '{{json .Docker.Config}}' "$IMAGE")
+echo "image: $(buildah "${STORE[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE")"
+cfg=$(buildah "${STORE[@]}" inspect --type image "$IMAGE" | jq -c '.Docker.config')
 echo "$cfg" | grep -q '"User":"keel"' || fail "image user is not keel: $cfg"
 echo "$cfg" | grep -q '"Healthcheck"' || fail "image has no HEALTHCHECK: $cfg"
 echo "$cfg" | grep -q '"StopSignal":"SIGTERM"' || fail "image STOPSIGNAL is not SIGTERM: $cfg"

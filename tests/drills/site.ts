@@ -41,8 +41,8 @@ export interface RunningKeel extends KeelProcess {
 }
 
 /** `keel run` on the site's data directory against its simulator; resolves once booted (reconciled). */
-export async function runKeel(site: Site, name = 'keel run'): Promise<RunningKeel> {
-  const keel = await startKeel({ dataDir: site.dataDir, env: { KEEL_API_URL: site.simUrl, KEEL_MARKETS: 'BTC,ETH' }, name });
+export async function runKeel(site: Site, name = 'keel run', env: Readonly<Record<string, string>> = {}): Promise<RunningKeel> {
+  const keel = await startKeel({ dataDir: site.dataDir, env: { KEEL_API_URL: site.simUrl, KEEL_MARKETS: 'BTC,ETH', ...env }, name });
   await keel.child.waitForMsg('reconciled with the venue', 60_000);
   return { ...keel, addr: new URL(keel.opsUrl).host };
 }
