@@ -231,6 +231,7 @@ describe('control API', () => {
     expect(inEmergency.gate).toBe('halted');
     expect(inEmergency.conditions).toContain('kill');
     expect(await venueView(url, acct.user)).toEqual({ positions: [], orders: [] });
+    await keel.child.waitForMsg(/^mode \w+ → Emergency$/, 5_000);
     expect(keel.child.messages(/^mode \w+ → Emergency$/).map((l) => String(l.reason))).toEqual([`kill switch by ${killed.row.actor}`]);
 
     // ack: a clean reconciliation, then out of Emergency, the gate no longer halted.
@@ -241,6 +242,7 @@ describe('control API', () => {
     const out = await status(keel);
     expect(out.mode).not.toBe('Emergency');
     expect(out.gate).toBe('active');
+    await keel.child.waitForMsg(/^mode Emergency → \w+$/, 5_000);
     expect(keel.child.messages(/^mode Emergency → \w+$/).map((l) => String(l.reason))).toEqual([`operator ack by ${acked.row.actor} after a clean reconciliation`]);
 
     // flatten: a manual position and a fresh manual resting order are gone; the venue says flat;

@@ -51,6 +51,11 @@ async function startRun(opts: { dataDir: string; apiUrl: string; config: string;
   };
 }
 
+async function simSpeed(url: string, speed: number): Promise<void> {
+  const r = await fetch(`${url}/_sim/clock`, { method: 'POST', body: JSON.stringify({ speed }), signal: AbortSignal.timeout(5_000) });
+  expect(r.ok).toBe(true);
+}
+
 function configFile(dir: string, hysteresisMs: number): string {
   const file = path.join(dir, 'keel.yaml');
   writeFileSync(file, `mode:\n  hysteresisMs: ${hysteresisMs}\n`);
@@ -70,6 +75,12 @@ function statusUntil(run: Run, what: string, pred: (s: Status) => boolean, timeo
 
 const modeLine = (from: string, to: string) => `mode ${from} → ${to}`;
 const modeChanges = (run: Run) => run.child.messages(/^mode \w+ → \w+$/).map((l) => l.msg);
+/**
+ * The log line of a transition `/status` already shows: the child's stdout reaches this process
+ * on its own schedule, so wait for it rather than read what has arrived.
+ */
+const modeLogged = (run: Run, from: string | RegExp, to: string) =>
+  run.child.waitFor((l) => (typeof from === 'string' ? l.msg === modeLine(from, to) : from.test(l.msg) && l.msg.endsWith(`→ ${to}`)), { timeoutMs: 5_000, what: `mode … → ${to}` });
 
 describe('operating modes driven by the simulator’s fault classes', () => {
   it('WebSocket down → Degraded → recovered → Normal after the hysteresis', { timeout: 60_000 }, async () => {
@@ -84,17 +95,15 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     expect(degraded.conditions).toContain('wsDown');
     expect(degraded.feed.source).toBe('rest');
     expect(degraded.gate).toBe('active');
-    const down = run.child.messages(modeLine('Normal', 'Degraded'));
-    expect(down.length).toBe(1);
-    expect((down[0] as LogLine & { conditions: string[] }).conditions).toContain('wsDown');
+    const down = await modeLogged(run, 'Normal', 'Degraded');
+    expect((down as LogLine & { conditions: string[] }).conditions).toContain('wsDown');
 
     await setFaults(url, {});
     const normal = await statusUntil(run, 'back to Normal', (s) => s.mode === 'Normal', 25_000);
     expect(normal.feed.source).toBe('ws');
     expect(normal.conditions).toEqual([]);
-    const up = run.child.messages(modeLine('Degraded', 'Normal'));
-    expect(up.length).toBe(1);
-    expect(String(up[0]!.reason)).toMatch(/clear for 2000 ms/);
+    const up = await modeLogged(run, 'Degraded', 'Normal');
+    expect(String(up.reason)).toMatch(/clear for 2000 ms/);
     expect(modeChanges(run)).toEqual([modeLine('Normal', 'Degraded'), modeLine('Degraded', 'Normal')]);
   });
 
@@ -116,7 +125,7 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     expect(critical.conditions).toContain('feedStale');
     expect(critical.feed.stale).toBe(true);
     expect(critical.gate).toBe('reducing');
-    const entered = run.child.lines.findIndex((l) => /^mode \w+ → Critical$/.test(l.msg));
+    const entered = run.child.lines.indexOf(await modeLogged(run, /^mode \w+ → /, 'Critical'));
     expect(entered).toBeGreaterThanOrEqual(0);
     expect(run.child.lines[entered]!.reason).toMatch(/stale on both paths/);
 
@@ -125,6 +134,7 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     expect(normal.gate).toBe('active');
     expect(normal.feed).toEqual({ source: 'ws', stale: false });
 
+    await modeLogged(run, 'Degraded', 'Normal');
     const left = run.child.lines.findIndex((l, i) => i > entered && /^mode Critical → \w+$/.test(l.msg));
     expect(left).toBeGreaterThan(entered);
     const whileCritical = run.child.lines.slice(entered, left);
@@ -144,17 +154,22 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     const run = await startRun({ dataDir, apiUrl: url, config });
     const account = (await run.child.waitForMsg('keel starting', 10_000)).account as string;
 
-    // Wait for a position with its protective orders resting on the venue.
+    // Wait for a position with its protective orders resting on the venue, then slow the market
+    // to 1× so no stop or target closes it before the kill switch does.
+    const positionWithOrders = () =>
+      eventually(
+        async () => {
+          const sim = await simState(url);
+          const acct = sim.accounts.find((a) => a.address === account);
+          const open = sim.openOrders.filter((o) => o.user === account);
+          return acct?.positions.some((p) => Number(p.szi) !== 0) && open.length > 0 ? true : undefined;
+        },
+        { timeoutMs: 15_000, what: 'a position and open orders on the venue' },
+      );
     await run.child.waitForMsg('protecting position', 40_000);
-    await eventually(
-      async () => {
-        const sim = await simState(url);
-        const acct = sim.accounts.find((a) => a.address === account);
-        const open = sim.openOrders.filter((o) => o.user === account);
-        return acct?.positions.some((p) => Number(p.szi) !== 0) && open.length > 0 ? true : undefined;
-      },
-      { timeoutMs: 15_000, what: 'a position and open orders on the venue' },
-    );
+    await positionWithOrders();
+    await simSpeed(url, 1);
+    await positionWithOrders();
 
     const cli = (cmd: string[]) => runCli(cmd, { KEEL_DATA_DIR: dataDir, KEEL_HTTP_ADDR: run.addr }, 45_000);
     const killed = await cli(['kill', '--yes']);
@@ -167,6 +182,7 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     expect(answer.flatten.closeOrders.length).toBeGreaterThan(0);
     expect(answer.flatten.elapsedMs).toBeLessThanOrEqual(30_000);
     const killedAt = run.child.lines.length;
+    await simSpeed(url, 600);
 
     const st = await run.status();
     expect(st.mode).toBe('Emergency');
@@ -175,7 +191,8 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     const sim = await simState(url);
     expect(sim.accounts.find((a) => a.address === account)!.positions.filter((p) => Number(p.szi) !== 0)).toEqual([]);
     expect(sim.openOrders.filter((o) => o.user === account)).toEqual([]);
-    expect(run.child.messages(modeLine('Normal', 'Emergency')).length + run.child.messages(modeLine('Degraded', 'Emergency')).length).toBe(1);
+    expect(String((await modeLogged(run, /^mode \w+ → /, 'Emergency')).reason)).toMatch(/^kill switch by cli:/);
+    expect(run.child.messages(/^mode \w+ → Emergency$/).length).toBe(1);
 
     // `resume` is for a pause: it does not leave Emergency.
     const resumed = await cli(['resume']);
@@ -206,6 +223,7 @@ describe('operating modes driven by the simulator’s fault classes', () => {
     expect(again.child.lines.filter((l) => l.msg === 'entry intent committed' || l.msg === 'risk verdict: approved')).toEqual([]);
     const back = await statusUntil(again, 'Normal after the ack and the hysteresis', (s) => s.mode === 'Normal', 15_000);
     expect(back.gate).toBe('active');
+    await modeLogged(again, /^mode \w+ → /, 'Normal');
     const leaving = again.child.messages(/^mode Emergency → \w+$/);
     expect(leaving.length).toBe(1);
     expect(String(leaving[0]!.reason)).toMatch(/operator ack by cli:.* after a clean reconciliation/);
