@@ -21,7 +21,7 @@ import { MARKET_FEED_EMITTED, type MarketFeedEmitted } from '../machines/market-
 import { openStore, type Store } from '../src/store/index.ts';
 import { createHyperliquidVenue, VenueError, type HyperliquidVenue } from '../src/venue/index.ts';
 import { createStrategy, type Strategy } from '../src/strategy/index.ts';
-import { evaluateSignal, parseRiskConfig, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
+import { evaluateSignal, parseRiskConfig, sizeMultiplierFor, utcDayStart, type RiskConfig, type RiskContext, type RiskPosition, type WorkingEntries } from '../src/domain/risk.ts';
 import { ZERO, Decimal } from '../src/domain/decimal.ts';
 import { isProtected } from '../src/domain/protection.ts';
 import { WeightBudget } from '../src/venue/weight-budget.ts';
@@ -29,6 +29,7 @@ import { createResilientVenue, type ResilientVenue } from '../src/venue/resilien
 import { effectsOf, ModeEvents } from '../machines/mode.machine.ts';
 import { ModeKeeper } from './mode-keeper.ts';
 import { KeelMetrics } from '../src/ops/metrics.ts';
+import { startOperatorAlerts, alertForModeChange } from '../src/ops/alerts-wiring.ts';
 import { CHILDREN, type ChildId } from '../machines/supervisor.machine.ts';
 import { watchdogMachine, WatchdogEvents, WatchdogEmitted, isModeFact, parseWatchdogConfig } from '../machines/watchdog.machine.ts';
 import { RuntimeLease, holderId, deadLocalRuntime } from '../src/ops/watchdog-lease.ts';
@@ -38,7 +39,7 @@ import { DeadManKeeper } from '../src/ops/watchdog-deadman.ts';
 import { BlackboxRecorder } from '../src/store/blackbox-recorder.ts';
 import { runReconciliation, type ReconcileRun } from './reconciler.ts';
 import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
-import { createOidCanceller } from '../src/cli/flatten-command.ts';
+import { createOidCanceller, recordFlattenResult } from '../src/cli/flatten-command.ts';
 import type { ControlCall } from '../src/ops/http-server.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -432,7 +433,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         const bars = r.strategy.warmupBars + 5;
         const history = await venue.candles(inst.coin, cfg.feed.baseInterval, now() - bars * 60_000 * 2);
         // Recorded so `keel replay` rebuilds the same indicator state before the live candles.
-        record('input', 'feed.history', { coin: inst.coin, strategy: cfg.strategy, candles: history.filter((c) => c.closed) });
+        record('input', 'feed.history', { coin: inst.coin, instrument: inst, strategy: cfg.strategy, candles: history.filter((c) => c.closed) });
         for (const c of history) if (c.closed) r.strategy.onCandle(c);
         log.info({ coin: inst.coin, strategy: r.strategy.name, warmupBars: history.length }, 'strategy warmed up');
       }
@@ -476,7 +477,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       pnlToday: equity.minus(dayStart),
       recentOrderTimes: portfolio.recentOrderTimes,
       now: t,
-      sizeMultiplier: effectsOf(modeKeeper.mode).sizeMultiplier,
+      sizeMultiplier: sizeMultiplierFor(modeKeeper.mode, riskCfg),
     };
   }
 
@@ -494,6 +495,14 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     const unsub = bus.on('signal', (signal) => {
       const inst = instruments.get(signal.coin);
       if (!inst) return;
+      // Degraded allows no new markets: an entry into a coin without a position waits for Normal.
+      const effects = effectsOf(modeKeeper.mode);
+      const hasPosition = (portfolio.account?.positions ?? []).some((p) => p.coin === signal.coin && !p.szi.isZero());
+      if (!effects.allowNewMarkets && effects.allowNewEntries && !hasPosition) {
+        record('decision', 'mode.entryDenied', { coin: signal.coin, reason: 'mode_no_new_markets', mode: modeKeeper.mode });
+        log.info({ coin: signal.coin, direction: signal.direction, approved: false, reason: 'mode_no_new_markets', mode: modeKeeper.mode }, 'risk verdict: denied');
+        return;
+      }
       const ctx = riskContext(signal, inst);
       record('input', 'risk.context', { signal, context: ctx, config: riskCfg });
       const verdict = evaluateSignal(signal, ctx, riskCfg);
@@ -642,7 +651,14 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         now,
         sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
         log: log.child({ component: 'flatten' }),
-        commitIntent: (i) => store.orders.commitIntent(i),
+        // Write before act, and record what the venue answered, as the CLI does.
+        commitIntent: (i) => {
+          const intent = store.orders.commitIntent(i);
+          store.orders.updateState(intent.cloid, { state: 'submitting', submittedAt: now() });
+          record('decision', 'order.intent', intent, true);
+          return intent;
+        },
+        onResult: (intent, r) => recordFlattenResult(store, intent, r, now()),
         cancelByOid: createOidCanceller({ apiUrl, wallet, network: cfg.network, timeoutMs: cfg.orders.submitTimeoutMs, venue }).cancelByOid,
         deadManFallback: false,
       });
@@ -731,6 +747,18 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     { token: controlToken() },
   );
   log.info({ url: ops.url }, 'ops http listening');
+  // Operator alerts (Telegram, email) and Telegram commands over the same control handler.
+  const operator = startOperatorAlerts(cfg, {
+    log,
+    now,
+    control: {
+      status,
+      control: (action, by) => control({ action, by, params: {} }),
+      audit: (e) => store.audit.append({ time: now(), actor: e.actor, action: e.action, detail: e.detail }),
+    },
+    onSent: (channel, severity) => metrics.alertSent(channel, severity),
+  });
+  modeKeeper.onChange((e) => operator.router.alert(alertForModeChange(e)));
   if (!store.modes.current()) store.modes.append({ time: now(), to: modeKeeper.mode, reason: 'first start' });
 
   let resolveDone!: (code: number) => void;
@@ -754,6 +782,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
     budget.close();
     metrics.close();
     modeKeeper.stop();
+    await operator.close({ drainMs: 2_000 }).catch(() => {});
     await ops.close();
     store.close();
     await closeSim?.();
@@ -779,6 +808,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         accepting = false;
         orderManager?.stopAccepting();
         log.fatal({ reason: snap.context.escalation, children: snap.context.children }, 'supervisor escalated: a child keeps failing; trading stopped');
+        operator.router.alert({ severity: 'critical', key: 'supervisor.escalated', title: 'keel: supervisor escalated, trading stopped', detail: String(snap.context.escalation ?? '') });
       }
     },
     error: (e) => {

@@ -170,7 +170,8 @@ const STDERR_LOG: FlattenLogger = {
 
 const QUIET_LOG: FlattenLogger = { info() {}, warn() {}, error() {} };
 
-function recordResult(store: Store, intent: OrderIntent, r: PlaceResult, now: number): void {
+/** Records a flatten close's outcome on its committed intent (the CLI and the runtime share it). */
+export function recordFlattenResult(store: Store, intent: OrderIntent, r: PlaceResult, now: number): void {
   switch (r.kind) {
     case 'filled':
       store.orders.updateState(intent.cloid, { state: 'filled', oid: r.oid, filledSz: r.totalSz, avgPx: r.avgPx, updatedAt: now });
@@ -231,7 +232,7 @@ async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promi
           store.orders.updateState(intent.cloid, { state: 'submitting', submittedAt: now() });
           return intent;
         },
-        onResult: (intent, r) => recordResult(store, intent, r, now()),
+        onResult: (intent, r) => recordFlattenResult(store, intent, r, now()),
         cancelByOid: oid.cancelByOid,
         expiresAfterMs: cfg.orders.expiresAfterMs,
         requestTimeoutMs: cfg.orders.submitTimeoutMs,

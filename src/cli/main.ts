@@ -14,6 +14,7 @@ import { registerBacktest } from './backtest-command.ts';
 import { registerWatchdog } from './watchdog-command.ts';
 import { registerKeystore } from './keystore-command.ts';
 import { registerMigrate } from './migrate-command.ts';
+import { registerReplay } from './replay-command.ts';
 
 export function buildCli(): Command {
   const program = new Command('keel')
@@ -30,6 +31,7 @@ export function buildCli(): Command {
   registerWatchdog(program);
   registerKeystore(program);
   registerMigrate(program);
+  registerReplay(program);
   return program;
 }
 

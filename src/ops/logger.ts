@@ -24,6 +24,10 @@ export const REDACT_PATHS = [
   '*.signature',
   'config.privateKey',
   'config.apiToken',
+  'botToken',
+  '*.botToken',
+  'smtpUrl',
+  '*.smtpUrl',
 ];
 
 export function createLogger(opts: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
