@@ -16,7 +16,7 @@
 # `podman run --network none`: the container gets its own network namespace with loopback only,
 # keel binds 0.0.0.0:9464 inside it as in production, and the checks run inside it.
 #
-# Needs root, `apt-get install -y buildah podman debootstrap jq` (done here when missing).
+# Needs root, `apt-get install -y buildah podman runc debootstrap jq` (done here when missing).
 # Storage is private to this script (vfs under $KEEL_CT_DIR), so nothing global changes.
 # Environment: KEEL_CT_DIR (default /var/tmp/keel-container), KEEL_CT_REBUILD_BASE=1 to
 # reassemble the base image, KEEL_CT_KEEP=1 to keep the container for inspection.
@@ -33,7 +33,7 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "run as root (buildah and debootstrap need it)"
 missing=()
-for t in buildah podman debootstrap jq; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in buildah podman runc debootstrap jq; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (Debian packages)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -96,16 +96,27 @@ echo "$cfg" | grep -q '"Healthcheck"' || fail "image has no HEALTHCHECK: $cfg"
 echo "$cfg" | grep -q '"StopSignal":"SIGTERM"' || fail "image STOPSIGNAL is not SIGTERM: $cfg"
 
 # ── 3. run it in paper mode ────────────────────────────────────────────────────────────────────
-P=(podman "${STORE[@]}" --cgroup-manager cgroupfs --events-backend file)
+# runc with cgroupfs, and no default rlimits (containers.conf): sandboxes such as gVisor refuse
+# setrlimit(RLIMIT_NPROC) and crun's cgroup checks; neither matters to what is tested here.
+printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
+export CONTAINERS_CONF=$WORK/containers.conf
+P=(podman "${STORE[@]}" --runtime runc --cgroup-manager cgroupfs --events-backend file)
 cleanup() {
   if [ -z "${KEEL_CT_KEEP:-}" ]; then "${P[@]}" rm -f "$NAME" >/dev/null 2>&1 || true; "${P[@]}" volume rm -f "$NAME-data" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
+step "without a token the container refuses to start (keel binds off loopback inside it)"
+set +e
+out=$("${P[@]}" run --rm --network none --read-only --tmpfs /tmp "$IMAGE" 2>&1); rc=$?
+set -e
+[ "$rc" != 0 ] && grep -q 'requires KEEL_API_TOKEN' <<<"$out" || fail "started without a token (exit $rc): $(tail -n 3 <<<"$out")"
+echo "exit $rc: $(grep -o 'httpAddr.*KEEL_API_TOKEN' <<<"$out" | head -n1)"
 TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 step "podman run $IMAGE (paper, own network namespace)"
 "${P[@]}" volume create "$NAME-data" >/dev/null
-"${P[@]}" run -d --name "$NAME" --network none --cgroups disabled -e KEEL_API_TOKEN="$TOKEN" -e KEEL_PAPER_SPEED=60 \
-  -v "$NAME-data:/data" "$IMAGE" >/dev/null
+# As docker-compose.yml runs it: read-only root, /tmp on tmpfs, no capabilities.
+"${P[@]}" run -d --name "$NAME" --network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+  -e KEEL_API_TOKEN="$TOKEN" -e KEEL_PAPER_SPEED=60 -v "$NAME-data:/data" "$IMAGE" >/dev/null
 in_ct() { "${P[@]}" exec "$NAME" "$@"; }
 fetch() { in_ct node -e "fetch('http://127.0.0.1:9464$1', { method: '${2:-GET}' }).then(async (r) => { process.stdout.write(String(r.status) + '\n' + (await r.text())); }, (e) => { console.error(e.message); process.exit(1); })"; }
 
