@@ -39,7 +39,8 @@ import { DeadManKeeper } from '../src/ops/watchdog-deadman.ts';
 import { BlackboxRecorder } from '../src/store/blackbox-recorder.ts';
 import { runReconciliation, type ReconcileRun } from './reconciler.ts';
 import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
-import { createOidCanceller, recordFlattenResult } from '../src/cli/flatten-command.ts';
+import { createOidCanceller } from '../src/cli/flatten-command.ts';
+import { flattenJournal } from '../src/ops/flatten-journal.ts';
 import type { ControlCall } from '../src/ops/http-server.ts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -641,6 +642,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   }
 
   let flattening: Promise<FlattenReport> | undefined;
+  const journal = flattenJournal(store, now);
   function runFlatten(why: string): Promise<FlattenReport> {
     flattening ??= (async () => {
       log.warn({ why }, 'flatten: cancelling every order and closing every position');
@@ -653,12 +655,11 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
         log: log.child({ component: 'flatten' }),
         // Write before act, and record what the venue answered, as the CLI does.
         commitIntent: (i) => {
-          const intent = store.orders.commitIntent(i);
-          store.orders.updateState(intent.cloid, { state: 'submitting', submittedAt: now() });
+          const intent = journal.commitIntent(i);
           record('decision', 'order.intent', intent, true);
           return intent;
         },
-        onResult: (intent, r) => recordFlattenResult(store, intent, r, now()),
+        onResult: journal.onResult,
         cancelByOid: createOidCanceller({ apiUrl, wallet, network: cfg.network, timeoutMs: cfg.orders.submitTimeoutMs, venue }).cancelByOid,
         deadManFallback: false,
       });

@@ -22,9 +22,10 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { ethers } from 'ethers';
 import { z } from 'zod';
 import { ConfigError, loadConfig, type KeelConfig } from '../config/config.ts';
-import type { CancelResult, Coin, OrderIntent, PlaceResult } from '../domain/types.ts';
+import type { CancelResult, Coin } from '../domain/types.ts';
+import { flattenJournal } from '../ops/flatten-journal.ts';
 import { flatten, flattenReportToJson, type FlattenLogger, type OidCancelling } from '../ops/flatten.ts';
-import { openStore, type Store } from '../store/index.ts';
+import { openStore } from '../store/index.ts';
 import { createHyperliquidVenue, type HyperliquidVenue, type VenuePort } from '../venue/index.ts';
 import { CancelResponseSchema, venueErrorOf } from '../venue/hyperliquid-schemas.ts';
 
@@ -170,25 +171,6 @@ const STDERR_LOG: FlattenLogger = {
 
 const QUIET_LOG: FlattenLogger = { info() {}, warn() {}, error() {} };
 
-/** Records a flatten close's outcome on its committed intent (the CLI and the runtime share it). */
-export function recordFlattenResult(store: Store, intent: OrderIntent, r: PlaceResult, now: number): void {
-  switch (r.kind) {
-    case 'filled':
-      store.orders.updateState(intent.cloid, { state: 'filled', oid: r.oid, filledSz: r.totalSz, avgPx: r.avgPx, updatedAt: now });
-      return;
-    case 'rejected':
-      store.orders.updateState(intent.cloid, { state: 'rejected', lastError: r.error, updatedAt: now });
-      return;
-    case 'unknown':
-      // Resolved later by cloid (boot or reconciliation); never assumed.
-      store.orders.updateState(intent.cloid, { state: 'unknown', lastError: r.cause, updatedAt: now });
-      return;
-    case 'resting':
-    case 'waiting':
-      store.orders.updateState(intent.cloid, { state: 'resting', ...(r.oid !== undefined ? { oid: r.oid } : {}), updatedAt: now });
-      return;
-  }
-}
 
 /** Runs the command; returns normally only when the venue reported flat. */
 async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promise<void> {
@@ -227,12 +209,7 @@ async function runFlatten(o: FlattenCliOptions, deps: FlattenCommandDeps): Promi
         now,
         sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
         log,
-        commitIntent: (i) => {
-          const intent = store.orders.commitIntent(i);
-          store.orders.updateState(intent.cloid, { state: 'submitting', submittedAt: now() });
-          return intent;
-        },
-        onResult: (intent, r) => recordFlattenResult(store, intent, r, now()),
+        ...flattenJournal(store, now),
         cancelByOid: oid.cancelByOid,
         expiresAfterMs: cfg.orders.expiresAfterMs,
         requestTimeoutMs: cfg.orders.submitTimeoutMs,

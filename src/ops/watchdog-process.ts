@@ -16,12 +16,12 @@
  */
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import type { CancelResult, VenueOrder } from '../domain/types.ts';
-import type { OrderIntent, PlaceResult } from '../domain/types.ts';
 import type { Store } from '../store/index.ts';
 import { leasesOf, type Lease } from '../store/lease-repository.ts';
 import type { ActOptions } from '../venue/port.ts';
 import { flatten, flattenReportToJson, type FlattenLogger, type FlattenReport, type FlattenVenue, type OidCancelling } from './flatten.ts';
 import { judgeLease, type LeaseVerdict } from './watchdog-lease.ts';
+import { flattenJournal } from './flatten-journal.ts';
 
 export const WATCHDOG_POLICIES = ['cancel', 'flatten'] as const;
 export type WatchdogPolicy = (typeof WATCHDOG_POLICIES)[number];
@@ -221,12 +221,7 @@ async function act(opts: WatchdogProcessOptions, from: Lease, silentForMs: numbe
         now,
         sleep,
         log,
-        commitIntent: (i) => {
-          const intent = store.orders.commitIntent(i);
-          store.orders.updateState(intent.cloid, { state: 'submitting', submittedAt: now() });
-          return intent;
-        },
-        onResult: (intent, r) => recordResult(store, intent, r, now()),
+        ...flattenJournal(store, now),
         ...(opts.cancelByOid ? { cancelByOid: opts.cancelByOid } : {}),
         ...(opts.expiresAfterMs ? { expiresAfterMs: opts.expiresAfterMs } : {}),
         ...(opts.requestTimeoutMs ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
@@ -263,20 +258,3 @@ async function act(opts: WatchdogProcessOptions, from: Lease, silentForMs: numbe
   return action;
 }
 
-function recordResult(store: Store, intent: OrderIntent, r: PlaceResult, now: number): void {
-  switch (r.kind) {
-    case 'filled':
-      store.orders.updateState(intent.cloid, { state: 'filled', oid: r.oid, filledSz: r.totalSz, avgPx: r.avgPx, updatedAt: now });
-      return;
-    case 'rejected':
-      store.orders.updateState(intent.cloid, { state: 'rejected', lastError: r.error, updatedAt: now });
-      return;
-    case 'unknown':
-      store.orders.updateState(intent.cloid, { state: 'unknown', lastError: r.cause, updatedAt: now });
-      return;
-    case 'resting':
-    case 'waiting':
-      store.orders.updateState(intent.cloid, { state: 'resting', ...(r.oid !== undefined ? { oid: r.oid } : {}), updatedAt: now });
-      return;
-  }
-}
