@@ -17,8 +17,7 @@ import { openStore } from '../../src/store/index.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const main = path.join(root, 'src/cli/main.ts');
-// Until src/cli/main.ts registers the command, a fixture with the same commander setup stands in.
-const cli = readFileSync(main, 'utf8').includes('registerBlackbox') ? main : path.join(root, 'tests/fixtures/blackbox-cli.ts');
+const cli = main;
 const dir = mkdtempSync(path.join(tmpdir(), 'keel-blackbox-cli-'));
 const dataDir = path.join(dir, 'data');
 const file = path.join(dataDir, 'keel.sqlite');
