@@ -148,7 +148,9 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   modeKeeper.onChange((e) => metrics.setMode(e.to));
 
   // The black box: every input and decision, hash-chained (src/store/blackbox-*.ts).
-  const blackbox = new BlackboxRecorder(store.raw, { clock: now });
+  // Retention: 30 days or 5 million rows (~1–2 GB), whichever comes first; the oldest rows go, the
+  // chain still verifies. (A byte limit would make every open sum the table: rows are the proxy.)
+  const blackbox = new BlackboxRecorder(store.raw, { clock: now, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 5_000_000 } });
   metrics.attachBlackbox(blackbox);
   const record = (kind: 'input' | 'decision', type: string, payload: unknown, durable = false): void => {
     try {
@@ -672,6 +674,7 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   async function reconcileNow(dryRun: boolean): Promise<ReconcileRun> {
     const run = await runReconciliation({ store, venue, orderManager, log: log.child({ component: 'reconcile' }), now, phase: 'running', dryRun, cancelEntries: modeKeeper.mode === 'Emergency' });
     metrics.reconciliationRun(run.report);
+    record('decision', 'reconciliation.report', { phase: run.report.phase, clean: run.report.clean, summary: run.report.summary, counts: run.report.counts, lines: run.report.lines, dryRun, applied: run.applied }, !dryRun && !run.report.clean);
     if (!dryRun) {
       lastReconcile = { at: run.report.at, clean: run.report.clean, summary: run.report.summary, counts: run.report.counts, pending: run.report.pending.length };
       modeKeeper.fact({ type: ModeEvents.RECONCILIATION, clean: run.report.clean, summary: run.report.summary });
