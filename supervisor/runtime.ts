@@ -745,7 +745,10 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
       status,
       ready: () => reconciled && (modeKeeper.mode === 'Normal' || modeKeeper.mode === 'Degraded') && supervisor.getSnapshot().matches('running'),
       control,
-      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.metrics() }),
+      metrics: async () => {
+        metrics.setDeadmanExpiry(deadMan.expiry());
+        return { contentType: metrics.contentType, body: await metrics.metrics() };
+      },
       audit: (e) => store.audit.append({ time: now(), actor: e.actor, action: e.action, detail: e.detail }),
     },
     { token: controlToken() },
