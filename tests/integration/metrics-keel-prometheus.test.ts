@@ -20,100 +20,27 @@
  * prometheus), unless KEEL_SKIP_PROMETHEUS=1 says to skip it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { killAll, removeTempDirs, startKeel, tempDir, type KeelProcess } from '../helpers/processes.ts';
+import { DASHBOARDS, RULES, dashboardExprs, grafanaExpand, prometheusTooling, ruleSpecs, selectors, templateSelectors } from '../helpers/prometheus.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const RULES = path.join(ROOT, 'grafana/prometheus/rules/keel.rules.yml');
-const DASHBOARDS = [path.join(ROOT, 'grafana/dashboards/keel-overview.json')];
-const INSTALL = 'apt-get install -y --no-install-recommends prometheus';
 
-function onPath(bin: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(path.join(dir, bin), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
-}
 
-const missing = ['promtool', 'prometheus'].filter((b) => !onPath(b));
-const skipRequested = process.env.KEEL_SKIP_PROMETHEUS === '1';
-
-if (missing.length > 0 && !skipRequested) {
-  describe('Prometheus tooling', () => {
-    it('is installed', () => {
-      throw new Error(`${missing.join(' and ')} not found on PATH. Install Debian's Prometheus (${INSTALL}), or set KEEL_SKIP_PROMETHEUS=1 to skip these checks.`);
-    });
-  });
-}
+const missing = prometheusTooling();
 
 // ---------------------------------------------------------------------------------------------
 // Queries used by the dashboards and the rules (as in metrics-prometheus.test.ts)
 // ---------------------------------------------------------------------------------------------
 
-/** Every `expr` in a dashboard (panels, nested rows, any depth). */
-function dashboardExprs(json: unknown): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
-        if (k === 'expr' && typeof x === 'string') out.push(x);
-        else walk(x);
-      }
-    }
-  };
-  walk(json);
-  return out;
-}
 
-/** Grafana's variables as a dashboard over the last hour, "All" instances, would expand them. */
-function grafanaExpand(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '1m')
-    .replaceAll('$__interval', '15s')
-    .replaceAll('$__range', '1h')
-    .replace(/\$\{?instance\}?/g, '.+');
-}
 
-/** The `label_values(selector, label)` queries of template variables. */
-function templateSelectors(json: { templating?: { list?: { query?: unknown; definition?: string }[] } }): { selector: string; label: string }[] {
-  const out: { selector: string; label: string }[] = [];
-  for (const v of json.templating?.list ?? []) {
-    const q = typeof v.query === 'string' ? v.query : ((v.query as { query?: string } | undefined)?.query ?? v.definition ?? '');
-    const m = /^label_values\((.+),\s*(\w+)\)$/.exec(q.trim());
-    if (m) out.push({ selector: m[1]!, label: m[2]! });
-  }
-  return out;
-}
 
-interface RuleSpec {
-  readonly alert?: string;
-  readonly record?: string;
-  readonly expr: string;
-}
 
-function ruleSpecs(): RuleSpec[] {
-  const doc = parseYaml(readFileSync(RULES, 'utf8')) as { groups: { rules: RuleSpec[] }[] };
-  return doc.groups.flatMap((g) => g.rules);
-}
 
-/** The metric families keel, prom-client and Prometheus itself provide. */
-const SELECTOR = /\b(keel_[a-z0-9_]+|process_[a-z0-9_]+|nodejs_[a-z0-9_]+|up)\b(\{[^}]*\})?/g;
 
-/** Each instant-vector selector in an expression (`name{matchers}`), range and functions stripped. */
-function selectors(expr: string): string[] {
-  return [...new Set([...expr.matchAll(SELECTOR)].map((m) => `${m[1]}${m[2] ?? ''}`))];
-}
 
 /**
  * Dashboard expressions allowed to be empty from this running keel, each with why. Not a filter on
