@@ -80,6 +80,8 @@ function fresh(p: PositionRecord): Omit<PositionRecord, 'updatedAt'> {
 export class OrderManager {
   readonly #o: OrderManagerOptions;
   readonly #actors = new Map<Cloid, OrderActor>();
+  readonly #retries = new Set<ReturnType<typeof setTimeout>>();
+  #stopped = false;
   /** When each order's send began, for the acknowledgement latency. */
   readonly #sentAt = new Map<Cloid, number>();
   readonly #protection: ProtectionConfig;
@@ -155,6 +157,9 @@ export class OrderManager {
   }
 
   stop(): void {
+    this.#stopped = true;
+    for (const t of this.#retries) clearTimeout(t);
+    this.#retries.clear();
     for (const u of this.#unsubs) u();
     this.#unsubs = [];
     for (const a of this.#actors.values()) a.stop();
@@ -316,6 +321,15 @@ export class OrderManager {
         log.error({ cloid: intent.cloid, coin: intent.coin, keeps: previous.cloid, error: e.error }, 'replacement stop rejected: the previous stop stays in place');
       } else {
         log.error({ cloid: intent.cloid, coin: intent.coin, szi: pos.szi.toFixed(), error: e.error }, 'stop rejected and no other stop protects the position');
+        // A bare position is the worst failure: try a fresh stop after a short pause (not in a
+        // tight loop), sized to the position as it stands then; the periodic watch is the backstop.
+        const coin = intent.coin;
+        const retry = setTimeout(() => {
+          this.#retries.delete(retry);
+          const now = this.#o.store.positions.get(coin);
+          if (!this.#stopped && now && !now.szi.isZero()) this.ensureStop({ coin, szi: now.szi, entryPx: now.entryPx, unrealizedPnl: ZERO, leverage: 0, marginUsed: ZERO });
+        }, 1_000);
+        this.#retries.add(retry);
       }
     }
   }

@@ -35,7 +35,7 @@ import { watchdogMachine, WatchdogEvents, WatchdogEmitted, isModeFact, parseWatc
 import { RuntimeLease, holderId, deadLocalRuntime } from '../src/ops/watchdog-lease.ts';
 import { leasesOf } from '../src/store/lease-repository.ts';
 import { WatchdogSampler, FeedAgeTracker } from '../src/ops/watchdog-sampler.ts';
-import { DeadManKeeper } from '../src/ops/watchdog-deadman.ts';
+import { DeadManKeeper, parseDeadManConfig } from '../src/ops/watchdog-deadman.ts';
 import { BlackboxRecorder } from '../src/store/blackbox-recorder.ts';
 import { runReconciliation, type ReconcileRun } from './reconciler.ts';
 import { flatten, flattenReportToJson, type FlattenReport } from '../src/ops/flatten.ts';
@@ -184,9 +184,12 @@ export async function startRuntime(cfg: KeelConfig, log: Logger, opts: { now?: (
   const wdCfg = parseWatchdogConfig({ actors: [...CHILDREN] });
   const watchdog = createActor(watchdogMachine, { input: { now: now(), ...(wdCfg.ok ? { config: wdCfg.config } : {}) } });
   const failChild = new Map<ChildId, (e: unknown) => void>();
+  const deadManCfg = parseDeadManConfig(cfg.deadMan);
+  if (!deadManCfg.ok) throw new Error(`deadMan config: ${deadManCfg.error}`);
   const deadMan = new DeadManKeeper({
     venue,
     now,
+    config: deadManCfg.config,
     log: log.child({ component: 'deadman' }),
     triggerLog: { load: () => (store.state.getJson('deadman_triggers') as number[] | undefined) ?? [], save: (t) => store.state.setJson('deadman_triggers', t) },
   });

@@ -33,6 +33,8 @@ export const ConfigSchema = z
      * stop at least 0.25 % away and the entry's slippage is counted against it.
      */
     risk: z.record(z.string(), z.unknown()).default({ entrySlippagePct: 0.05, minRewardRisk: 1.2 }),
+    /** The exchange's dead-man switch (src/ops/watchdog-deadman.ts): e.g. { horizonMs: 60000 }. */
+    deadMan: z.record(z.string(), z.unknown()).default({}),
     /** Operating-mode thresholds (machines/mode.machine.ts ModeConfigSchema). */
     mode: z.record(z.string(), z.unknown()).default({}),
     paper: z
