@@ -9,11 +9,12 @@
  * line is printed, never written into the report).
  */
 import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { createLogger } from '../ops/logger.ts';
 import { BacktestError, reportToHtml, reportToJson, reportToTable, runBacktest } from '../backtest/index.ts';
 import { CandleDataError, bundledDataDir, tryLoadCandleSeries } from '../sim/market/index.ts';
+import { intArg, positiveArg } from './args.ts';
 
 export interface BacktestCliOptions {
   readonly data?: string;
@@ -28,21 +29,7 @@ export interface BacktestCliOptions {
   readonly logLevel?: string;
 }
 
-function intArg(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
-    return n;
-  };
-}
 
-function positiveArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
 
 /** Runs the command; returns the exit code. `out` / `err` receive whole lines. */
 export async function backtestCommand(o: BacktestCliOptions, io: { out: (s: string) => void; err: (s: string) => void; env?: Readonly<Record<string, string | undefined>> }): Promise<number> {

@@ -2,24 +2,11 @@
  * `keel sim`: the Hyperliquid-compatible simulator alone. Prints
  * `listening on http://127.0.0.1:<port>` once it serves; stops cleanly on SIGINT / SIGTERM.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { startSimulator } from '../sim/server/simulator.ts';
+import { intArg, positiveArg } from './args.ts';
 
-function intArg(name: string, min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
-    return n;
-  };
-}
 
-function positiveArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
 
 export function registerSim(program: Command): void {
   program

@@ -3,6 +3,7 @@
  * binaries are installed, and the PromQL each dashboard and rule uses.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -94,4 +95,33 @@ const SELECTOR = /\b(keel_[a-z0-9_]+|process_[a-z0-9_]+|nodejs_[a-z0-9_]+|up)\b(
 /** Each instant-vector selector in an expression (`name{matchers}`), range and functions stripped. */
 export function selectors(expr: string): string[] {
   return [...new Set([...expr.matchAll(SELECTOR)].map((m) => `${m[1]}${m[2] ?? ''}`))];
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a value (errors count as "not yet"); the last error and `log()` explain a timeout. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, log: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${log()}`);
+    await sleep(100);
+  }
 }

@@ -21,11 +21,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, removeTempDirs, startKeel, tempDir, type KeelProcess } from '../helpers/processes.ts';
-import { DASHBOARDS, RULES, dashboardExprs, grafanaExpand, prometheusTooling, ruleSpecs, selectors, templateSelectors } from '../helpers/prometheus.ts';
+import { DASHBOARDS, RULES, dashboardExprs, grafanaExpand, prometheusTooling, ruleSpecs, selectors, templateSelectors, freePort, waitFor } from '../helpers/prometheus.ts';
 
 
 
@@ -52,33 +51,9 @@ const KNOWN_EMPTY: Readonly<Record<string, { readonly reads: string; readonly wh
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, log: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${log()}`);
-    await sleep(100);
-  }
-}
 
 interface PromResult {
   readonly metric: Record<string, string>;

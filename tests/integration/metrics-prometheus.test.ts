@@ -33,7 +33,7 @@ import { createHyperliquidVenue } from '../../src/venue/index.ts';
 import { createResilientVenue, type ResilientVenue } from '../../src/venue/resilient-venue.ts';
 import { WeightBudget } from '../../src/venue/weight-budget.ts';
 import { cloidOf, startRig, type SdkRig } from '../helpers/sim.ts';
-import { DASHBOARDS, ROOT, RULES, dashboardExprs, grafanaExpand, prometheusTooling, ruleSpecs, selectors, templateSelectors } from '../helpers/prometheus.ts';
+import { DASHBOARDS, ROOT, RULES, dashboardExprs, grafanaExpand, prometheusTooling, ruleSpecs, selectors, templateSelectors, freePort, waitFor } from '../helpers/prometheus.ts';
 
 const RULE_TESTS = path.join(ROOT, 'grafana/prometheus/rules/keel.rules.test.yml');
 const PROM_CONFIG = path.join(ROOT, 'grafana/prometheus/prometheus.yml');
@@ -57,33 +57,9 @@ const missing = prometheusTooling();
 // Processes and servers
 // ---------------------------------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number, log: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${log()}`);
-    await sleep(100);
-  }
-}
 
 interface PromResult {
   readonly metric: Record<string, string>;
