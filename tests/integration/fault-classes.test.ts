@@ -60,7 +60,7 @@ const TOKEN = 'fault-classes-test-token-0123456789';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('every remaining simulator fault class, one keel session', () => {
-  it('each class has its expected effect, keel returns to Normal, and its invariants hold', { timeout: 150_000 }, async () => {
+  it('each class has its expected effect, keel returns to Normal, and its invariants hold', { timeout: 240_000 }, async () => {
     const dir = tempDir('fault-classes');
     const sim = await startSim({ speed: 600, seed: 31, data: replayWindow(dir, 110) });
     const url = sim.url;
@@ -105,7 +105,7 @@ describe('every remaining simulator fault class, one keel session', () => {
           await sleep(150);
         }
         await setFaults(url, {});
-        await statusUntil(`${name}: back to Normal on the WebSocket, breakers closed`, healthy, 35_000);
+        await statusUntil(`${name}: back to Normal on the WebSocket, breakers closed`, healthy, 60_000);
         expect(child.running, `${name}: keel exited`).toBe(true);
         return { seen, lines: child.lines.slice(from) };
       };
